@@ -1,0 +1,52 @@
+# vtp-lightning — run `make` (or `make help`) to list targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp-install
+# torch and torchvision are pinned to the builds this machine (and CI) has on local disk.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+help: ## list the targets and what they do
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check $(TORCH_PINS)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with pinned torch and the suite (editable, dev extra); idempotent
+
+demo: install ## set up, then train the full VTP tokenizer (CLIP+SSL+AE) on the embedded data
+	$(BIN)/lightning fit --config experiments/clip_ssl_ae.yaml
+
+test: install ## set up, then run the default test suite (slow tests excluded)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install ## run only the slow end-to-end tests
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+test-all: install ## run every test, slow ones included
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## ruff format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: ## remove caches and run outputs (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+.PHONY: help install demo test test-slow test-all lint format clean
+
+embedded-data: install ## rebuild the embedded Fashion-MNIST slice from Debian's dataset-fashion-mnist
+	$(BIN)/python scripts/make_embedded_fashion_mnist.py
