@@ -50,3 +50,4 @@ clean: ## remove caches and run outputs (keeps .venv)
 
 embedded-data: install ## rebuild the embedded Fashion-MNIST slice from Debian's dataset-fashion-mnist
 	$(BIN)/python scripts/make_embedded_fashion_mnist.py
+include grid.mk

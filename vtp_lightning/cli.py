@@ -1,0 +1,73 @@
+"""The ``lightning`` / ``vtp`` command: LightningCLI with fit / validate / test / predict.
+
+    lightning fit --config experiments/clip_ssl_ae.yaml
+    lightning fit --config experiments/clip_ssl_ae.yaml --trainer.max_steps 10
+    lightning fit --config experiments/clip_ssl_ae.yaml --print_config
+
+The ``lightning`` pip package ships no ``lightning`` command, so this one is what users get.
+Errors a user can fix are printed as one ``error:`` line (exit code 2), not a stack trace.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from vtp_lightning.config_files import expand_config_args
+from vtp_lightning.data import VTPDataModule
+from vtp_lightning.errors import VTPError
+from vtp_lightning.objectives.base import TokenizerModule
+
+
+class VTPCLI(LightningCLI):
+    """LightningCLI with the suite's defaults: CSV + TensorBoard logs in ``default_root_dir``."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.image_size", "model.init_args.image_size")
+        parser.link_arguments("data.patch_size", "model.init_args.patch_size")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        if kwargs.get("logger") in (None, True):
+            root = Path(self._get(self.config_init, "trainer.default_root_dir") or "outputs")
+            kwargs["logger"] = [
+                CSVLogger(save_dir=root, name="", version=""),
+                TensorBoardLogger(save_dir=root, name="tensorboard", version=""),
+            ]
+        return super().instantiate_trainer(**kwargs)
+
+
+def _one_line(exc: BaseException) -> str:
+    """Message of a user error, unwrapped from a DataLoader worker's traceback if needed."""
+    message = str(exc).strip()
+    if message.startswith("Caught ") and "Traceback" in message:
+        message = message.splitlines()[-1].split(": ", 1)[-1]
+    return message
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # We hand LightningCLI the argv with __base__ configs merged; that is intended, not a mistake.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    try:
+        VTPCLI(
+            TokenizerModule,
+            VTPDataModule,
+            subclass_mode_model=True,
+            args=expand_config_args(args),
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"parser_mode": "omegaconf"},
+        )
+    except VTPError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

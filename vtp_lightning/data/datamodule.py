@@ -1,0 +1,271 @@
+"""``VTPDataModule``: training batches for every objective and deterministic evaluation data.
+
+Training batches follow ``docs/CONTRACTS.md`` (built by :class:`~vtp_lightning.data.collate.TrainCollate`);
+validation batches are ``{image, label, text}``; callbacks read evaluation subsets through
+:meth:`VTPDataModule.eval_dataset`, :meth:`VTPDataModule.class_names` and :meth:`VTPDataModule.tokenize`.
+Everything is built lazily, so the module works without a Trainer (tests and callbacks call it directly).
+
+Randomness: the train order and the augmentations follow the global seed (``seed_everything``) and
+PyTorch's per-worker seeding; ``seed`` only fixes the evaluation order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from vtp_lightning.data.collate import EvalCollate, TrainCollate
+from vtp_lightning.data.datasets import (
+    EvalItems,
+    StreamingEvalItems,
+    StreamingTrainItems,
+    TrainItems,
+    read_stream,
+)
+from vtp_lightning.data.eval_order import balanced_order
+from vtp_lightning.data.masking import BlockMaskGenerator
+from vtp_lightning.data.sources.base import ImageTextSource, IndexedSource
+from vtp_lightning.data.sources.embedded import EmbeddedFashionMNIST
+from vtp_lightning.data.tokenizer import CaptionTokenizer
+from vtp_lightning.data.views import MultiCropView, ReconstructionView, default_local_crop_size
+from vtp_lightning.errors import ConfigError, DataError
+
+SPLITS: tuple[str, ...] = ("train", "val")
+
+
+def _check_scale(name: str, scale: tuple[float, float]) -> tuple[float, float]:
+    low, high = (float(v) for v in scale)
+    if not 0.0 < low <= high <= 1.0:
+        raise ConfigError(
+            f"{name} must satisfy 0 < low <= high <= 1 (fractions of the image area), got {scale}"
+        )
+    return low, high
+
+
+class VTPDataModule(LightningDataModule):
+    """Image-caption data for VTP: reconstruction view, captions, multi-crop and iBOT masks.
+
+    The default sources are the embedded Fashion-MNIST slice (train: 10k, val: the 2k test images),
+    whose captions are templated from the class names.
+
+    Args:
+        train: training source; ``None`` uses ``EmbeddedFashionMNIST(split="train")``.
+        val: validation / evaluation source; ``None`` uses ``EmbeddedFashionMNIST(split="test")``.
+        image_size: side of the reconstruction view and of the global crops, in pixels.
+        patch_size: the encoder's patch size; crop sizes must be multiples of it (mask grid = size / patch).
+        batch_size: image-caption pairs per batch (every row feeds CLIP and reconstruction).
+        ssl_batch_size: rows per batch that get multi-crop views for DINO / iBOT; ``None`` means all rows,
+            ``0`` turns multi-crop and masks off.
+        num_local_crops: local crops per SSL row (DINOv2 uses 8; 0 turns local crops off).
+        global_crop_scale: range of the image area a global crop covers (DINOv2: 0.32-1).
+        local_crop_scale: range of the image area a local crop covers (DINOv2: 0.05-0.32).
+        local_crop_size: side of the local crops; ``None`` scales DINOv2's 96/224 to ``image_size``,
+            rounded to whole patches.
+        mask_ratio: range of the fraction of patches masked in a masked global crop.
+        mask_probability: fraction of global crops that are masked at all (0 turns masks off).
+        context_length: caption tokens per row (32 for CPU runs, 77 as in CLIP).
+        num_workers: DataLoader worker processes.
+        skip_corrupt: skip unreadable samples (counted in ``batch["skipped"]``) instead of failing.
+        seed: seed of the fixed, class-balanced evaluation order.
+        hflip: random horizontal flips of the training views and crops.
+        color_jitter: strength of a mild colour jitter on the crops (0 = off).
+        val_limit: validate on only the first ``val_limit`` samples of the evaluation order (``None``: all).
+    """
+
+    def __init__(
+        self,
+        train: ImageTextSource | None = None,
+        val: ImageTextSource | None = None,
+        image_size: int = 32,
+        patch_size: int = 4,
+        batch_size: int = 64,
+        ssl_batch_size: int | None = None,
+        num_local_crops: int = 4,
+        global_crop_scale: tuple[float, float] = (0.32, 1.0),
+        local_crop_scale: tuple[float, float] = (0.05, 0.32),
+        local_crop_size: int | None = None,
+        mask_ratio: tuple[float, float] = (0.1, 0.5),
+        mask_probability: float = 0.5,
+        context_length: int = 32,
+        num_workers: int = 2,
+        skip_corrupt: bool = False,
+        seed: int = 0,
+        hflip: bool = True,
+        color_jitter: float = 0.0,
+        val_limit: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["train", "val"])
+        if patch_size < 1 or image_size < patch_size or image_size % patch_size:
+            raise ConfigError(
+                f"image_size ({image_size}) must be a positive multiple of patch_size ({patch_size})"
+            )
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if ssl_batch_size is not None and not 0 <= ssl_batch_size <= batch_size:
+            raise ConfigError(
+                f"ssl_batch_size must be between 0 and batch_size ({batch_size}), got {ssl_batch_size}"
+            )
+        if num_local_crops < 0:
+            raise ConfigError(f"num_local_crops must be >= 0, got {num_local_crops}")
+        local_size = (
+            default_local_crop_size(image_size, patch_size) if local_crop_size is None else local_crop_size
+        )
+        if local_size < patch_size or local_size % patch_size:
+            raise ConfigError(
+                f"local_crop_size ({local_size}) must be a positive multiple of patch_size ({patch_size})"
+            )
+        if num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+        if not 0.0 <= color_jitter < 1.0:
+            raise ConfigError(f"color_jitter must be in [0, 1), got {color_jitter}")
+        if val_limit is not None and val_limit < 1:
+            raise ConfigError(f"val_limit must be positive or null, got {val_limit}")
+        self._train_source, self._val_source = train, val
+        self.image_size, self.patch_size = image_size, patch_size
+        self.batch_size, self.ssl_batch_size = batch_size, ssl_batch_size
+        self.num_local_crops, self.local_crop_size = num_local_crops, local_size
+        self.global_crop_scale = _check_scale("global_crop_scale", global_crop_scale)
+        self.local_crop_scale = _check_scale("local_crop_scale", local_crop_scale)
+        self.mask_generator = BlockMaskGenerator(
+            image_size // patch_size, tuple(mask_ratio), mask_probability
+        )
+        self.tokenizer = CaptionTokenizer(context_length)
+        self.context_length = context_length
+        self.num_workers, self.skip_corrupt, self.seed = num_workers, skip_corrupt, seed
+        self.hflip, self.color_jitter, self.val_limit = hflip, color_jitter, val_limit
+        self._eval_cache: dict[tuple[str, int | None], Dataset] = {}
+
+    # ---- sources -------------------------------------------------------------------------------
+    @property
+    def train_source(self) -> ImageTextSource:
+        if self._train_source is None:
+            self._train_source = EmbeddedFashionMNIST(split="train")
+        return self._train_source
+
+    @property
+    def val_source(self) -> ImageTextSource:
+        if self._val_source is None:
+            self._val_source = EmbeddedFashionMNIST(split="test")
+        return self._val_source
+
+    def source(self, split: str) -> ImageTextSource:
+        """The source behind ``split`` (``"train"`` or ``"val"``)."""
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r}; use one of {list(SPLITS)}")
+        return self.train_source if split == "train" else self.val_source
+
+    @property
+    def multicrop_enabled(self) -> bool:
+        return self.ssl_batch_size != 0
+
+    @property
+    def global_crop_size(self) -> int:
+        return self.image_size
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the sources and load the tokenizer (before workers fork, so they share it)."""
+        _ = self.train_source, self.val_source
+        self.tokenizer.load()
+
+    # ---- training ------------------------------------------------------------------------------
+    def train_collate(self) -> TrainCollate:
+        """The collate that builds the CONTRACTS training batch."""
+        multicrop = None
+        if self.multicrop_enabled:
+            multicrop = MultiCropView(
+                global_size=self.image_size,
+                local_size=self.local_crop_size,
+                num_local=self.num_local_crops,
+                global_scale=self.global_crop_scale,
+                local_scale=self.local_crop_scale,
+                hflip=self.hflip,
+                jitter=self.color_jitter,
+            )
+        return TrainCollate(
+            view=ReconstructionView(self.image_size, hflip=self.hflip),
+            tokenizer=self.tokenizer,
+            multicrop=multicrop,
+            masks=self.mask_generator if multicrop is not None else None,
+            ssl_batch_size=self.ssl_batch_size,
+            report_skipped=self.skip_corrupt,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        source = self.train_source
+        if isinstance(source, IndexedSource):
+            if len(source) < self.batch_size:
+                raise DataError(
+                    f"{source.describe()} has {len(source)} samples, fewer than batch_size {self.batch_size}; "
+                    "add data or lower batch_size"
+                )
+            dataset: Dataset = TrainItems(source, self.skip_corrupt)
+        else:
+            rank, world = (
+                (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (None, None)
+            )
+            dataset = StreamingTrainItems(source, self.skip_corrupt, rank, world)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=isinstance(source, IndexedSource),
+            drop_last=True,
+            num_workers=self.num_workers,
+            collate_fn=self.train_collate(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    def val_dataloader(self) -> DataLoader:
+        """Batches ``{image (B, 3, S, S), label (B,), text (B, context_length)}`` in a fixed order."""
+        self.setup()
+        source = self.val_source
+        if isinstance(source, IndexedSource) or self.val_limit is not None:
+            dataset = self._eval_items("val", self.val_limit, with_caption=True)
+        else:
+            dataset = StreamingEvalItems(source, self._eval_view(), self.skip_corrupt)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=EvalCollate(self.tokenizer),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def eval_dataset(self, split: str, limit: int | None = None) -> Dataset:
+        """Map-style ``{"image": float (3, S, S), "label": long}`` items, the same every call.
+
+        The items are the first ``limit`` of a seeded, class-balanced order of the split (file order
+        for streaming sources, which are read into memory up to ``limit``).
+        """
+        if limit is not None and limit < 1:
+            raise ConfigError(f"eval_dataset limit must be positive or None, got {limit}")
+        key = (split, limit)
+        if key not in self._eval_cache:
+            self._eval_cache[key] = self._eval_items(split, limit, with_caption=False)
+        return self._eval_cache[key]
+
+    def class_names(self, split: str) -> list[str] | None:
+        """Class names of ``split`` indexed by label (for zero-shot), or ``None``."""
+        names = self.source(split).class_names
+        return list(names) if names is not None else None
+
+    def tokenize(self, texts: list[str]) -> Tensor:
+        """Tokens ``(len(texts), context_length)`` from the training tokenizer."""
+        return self.tokenizer(texts)
+
+    def _eval_view(self) -> ReconstructionView:
+        return ReconstructionView(self.image_size, hflip=False)
+
+    def _eval_items(self, split: str, limit: int | None, with_caption: bool) -> EvalItems:
+        source = self.source(split)
+        if isinstance(source, IndexedSource):
+            order = balanced_order(len(source), source.labels(), self.seed)
+        else:
+            source = read_stream(source, limit, self.skip_corrupt)
+            order = np.arange(len(source))
+        return EvalItems(source, order, limit, self._eval_view(), self.skip_corrupt, with_caption)

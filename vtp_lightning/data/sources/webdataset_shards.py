@@ -1,0 +1,161 @@
+"""WebDataset tar shards: ``<key>.jpg|.png`` + ``<key>.txt`` (+ optional ``<key>.cls``) per sample.
+
+Shards are read with webdataset's tar iterators, so local paths, ``file:`` / ``pipe:`` URLs and
+brace patterns (``shards/train-{000..099}.tar``) all work. Splitting over DDP ranks and DataLoader
+workers is done here, see :mod:`vtp_lightning.data.sharding`; under DDP set ``samples_per_epoch`` so
+every rank yields the same number of batches.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from vtp_lightning.data.image_io import decode_image_bytes
+from vtp_lightning.data.sharding import StreamPartition, fresh_seed
+from vtp_lightning.data.sources.base import Sample, StreamingSource
+from vtp_lightning.errors import ConfigError, DataError
+
+IMAGE_SUFFIXES: tuple[str, ...] = ("jpg", "jpeg", "png", "webp")
+
+
+def expand_shard_urls(urls: str | list[str]) -> list[str]:
+    """Expand brace patterns (and ``::``-joined lists) into shard URLs, in order."""
+    from webdataset.shardlists import expand_urls
+
+    patterns = [urls] if isinstance(urls, str) else list(urls)
+    return [url for pattern in patterns for url in expand_urls(str(pattern))]
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url and not url.startswith("pipe:")
+
+
+def _shuffled(items: Iterable[Any], buffer_size: int, rng: random.Random) -> Iterator[Any]:
+    """Approximate shuffle of a stream through a buffer of ``buffer_size`` items."""
+    buffer: list[Any] = []
+    for item in items:
+        if len(buffer) < buffer_size:
+            buffer.append(item)
+            continue
+        i = rng.randrange(buffer_size)
+        buffer[i], item = item, buffer[i]
+        yield item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+class WebDatasetShards(StreamingSource):
+    """Image-caption pairs from WebDataset tar shards (``.jpg|.png`` + ``.txt`` + optional ``.cls``).
+
+    Args:
+        urls: one shard, a brace pattern such as ``data/train-{000..015}.tar``, or a list of them.
+        class_names: names indexed by the ``.cls`` labels (enables zero-shot on this source).
+        samples_per_epoch: samples per training epoch summed over all ranks. When set, every rank and
+            worker cycles through its shards until it has its equal share, so DDP ranks always see the
+            same number of batches; required when training on more than one rank.
+        shuffle_buffer: samples held in the shuffle buffer while training (shards are shuffled too).
+    """
+
+    def __init__(
+        self,
+        urls: str | list[str],
+        class_names: list[str] | None = None,
+        samples_per_epoch: int | None = None,
+        shuffle_buffer: int = 1000,
+    ) -> None:
+        self.urls = expand_shard_urls(urls)
+        if not self.urls:
+            raise DataError(
+                f"WebDatasetShards: no shards in {urls!r}; pass urls: <tar path, pattern or list>"
+            )
+        missing = [
+            url for url in self.urls if _is_local(url) and not Path(url.removeprefix("file:")).is_file()
+        ]
+        if missing:
+            raise DataError(f"WebDataset shard not found: {missing[0]} ({len(missing)} missing); check urls")
+        if samples_per_epoch is not None and samples_per_epoch <= 0:
+            raise ConfigError(
+                f"WebDatasetShards: samples_per_epoch must be positive, got {samples_per_epoch}"
+            )
+        if shuffle_buffer < 1:
+            raise ConfigError(f"WebDatasetShards: shuffle_buffer must be at least 1, got {shuffle_buffer}")
+        self.class_names = list(class_names) if class_names is not None else None
+        self.samples_per_epoch = samples_per_epoch
+        self.shuffle_buffer = shuffle_buffer
+
+    def describe(self) -> str:
+        return f"WebDatasetShards({self.urls[0]}{' ...' if len(self.urls) > 1 else ''})"
+
+    def iter_samples(
+        self,
+        partition: StreamPartition | None,
+        shuffle: bool,
+        limit: int | None = None,
+        endless: bool = False,
+    ) -> Iterator[Sample | DataError]:
+        shards, stride, offset = (self.urls, 1, 0) if partition is None else partition.select(self.urls)
+        if not shards or limit == 0:
+            return
+        rng = random.Random(fresh_seed()) if shuffle else None
+        # workers that stride over the same shards must read them in the same order: no shard shuffle
+        shard_rng = rng if stride == 1 else None
+        stream: Iterator[Any] = islice(self._records(shards, shard_rng, endless), offset, None, stride)
+        if rng is not None:
+            stream = _shuffled(stream, self.shuffle_buffer, rng)
+        for item in islice(stream, limit):
+            yield item if isinstance(item, DataError) else self._decode(item)
+
+    def _records(self, shards: list[str], rng: random.Random | None, endless: bool) -> Iterator[Any]:
+        """Raw records (dicts of bytes) or DataErrors, shard after shard; ``endless`` loops forever."""
+        while True:
+            order = list(shards)
+            if rng is not None:
+                rng.shuffle(order)
+            produced = 0
+            for shard in order:
+                for record in self._shard_records(shard):
+                    produced += 1
+                    yield record
+            if not endless:
+                return
+            if produced == 0:
+                raise DataError(f"shards {shards[:3]}... hold no samples; check the tar files")
+
+    def _shard_records(self, shard: str) -> Iterator[dict[str, Any] | DataError]:
+        from webdataset.tariterators import tarfile_samples
+
+        records = tarfile_samples([{"url": shard}])
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except Exception as exc:  # tarfile, gzip and I/O errors all mean "this shard is broken"
+                reason = exc.args[0] if exc.args else exc
+                yield DataError(f"cannot read WebDataset shard {shard}: {reason}; re-create or remove the shard")
+                return
+            yield record
+
+    def _decode(self, record: dict[str, Any]) -> Sample | DataError:
+        where = f"{record.get('__url__')} sample {record.get('__key__')!r}"
+        suffix = next((s for s in IMAGE_SUFFIXES if s in record), None)
+        if suffix is None:
+            return DataError(f"{where} has no image (.{'/.'.join(IMAGE_SUFFIXES)}); fix the shard")
+        caption = record.get("txt", b"").decode("utf-8", errors="replace").strip()
+        if not caption:
+            return DataError(f"{where} has no caption (.txt); fix the shard")
+        label = -1
+        if "cls" in record:
+            try:
+                label = int(record["cls"].decode("utf-8").strip())
+            except ValueError:
+                return DataError(f"{where}: .cls must hold an integer label, got {record['cls'][:20]!r}")
+        try:
+            image = decode_image_bytes(record[suffix], f"{where} (.{suffix})")
+        except DataError as exc:
+            return exc
+        return Sample(image=image, caption=caption, label=label)

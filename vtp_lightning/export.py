@@ -1,0 +1,120 @@
+"""Export a trained tokenizer to ``model.safetensors`` + ``config.json``, and load it back.
+
+vtp-export runs/x/checkpoints/last.ckpt exported/vtp-tiny
+>>> from vtp_lightning.export import from_pretrained
+>>> ae = from_pretrained("exported/vtp-tiny"); z = ae.encode(images); x = ae.decode(z)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from vtp_lightning.errors import CheckpointError, VTPError
+from vtp_lightning.models.autoencoder import VTPAutoencoder
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+ARCH_KEY = "vtp_architecture"
+_EXPORTED_PREFIXES = ("encoder.", "bottleneck.", "decoder.")
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({exc}); is it a Lightning .ckpt file?"
+        ) from exc
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a Lightning ``.ckpt``, a ``.safetensors`` file, or an exported directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS_NAME
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise CheckpointError(f"weights file {path} does not exist")
+        return load_file(str(path))
+    state = _load_checkpoint(path)
+    if "state_dict" not in state:
+        raise CheckpointError(
+            f"{path} has no 'state_dict'; give a Lightning checkpoint or an exported directory"
+        )
+    return state["state_dict"]
+
+
+def export_pretrained(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Write the encode/decode weights and architecture of a training checkpoint to ``out_dir``."""
+    checkpoint = Path(checkpoint)
+    state = _load_checkpoint(checkpoint)
+    arch = state.get(ARCH_KEY)
+    if arch is None:
+        raise CheckpointError(
+            f"{checkpoint} was not written by a vtp-lightning tokenizer (no {ARCH_KEY!r} entry)"
+        )
+    weights = {k: v.contiguous() for k, v in state["state_dict"].items() if k.startswith(_EXPORTED_PREFIXES)}
+    model = VTPAutoencoder.from_architecture(arch)
+    _check_fits(model, weights, checkpoint)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
+    config = {"architecture": arch, "source_checkpoint": str(checkpoint), "class": state.get("vtp_class")}
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    return out
+
+
+def _check_fits(model: VTPAutoencoder, weights: dict[str, torch.Tensor], source: Path) -> None:
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    wrong = [k for k in own if k in weights and weights[k].shape != own[k].shape]
+    if missing or wrong:
+        detail = (
+            f"missing {missing[0]}" if missing else f"{wrong[0]} has shape {tuple(weights[wrong[0]].shape)}"
+        )
+        raise CheckpointError(f"{source} does not match its recorded architecture ({detail})")
+
+
+def from_pretrained(directory: str | Path, map_location: str | torch.device = "cpu") -> VTPAutoencoder:
+    """Rebuild a :class:`VTPAutoencoder` from an exported directory (eval mode)."""
+    directory = Path(directory)
+    config_path = directory / CONFIG_NAME
+    if not config_path.is_file():
+        raise CheckpointError(
+            f"{directory} has no {CONFIG_NAME}; export a checkpoint with `vtp-export` first"
+        )
+    arch = json.loads(config_path.read_text())["architecture"]
+    model = VTPAutoencoder.from_architecture(arch)
+    weights = load_file(str(directory / WEIGHTS_NAME), device=str(map_location))
+    _check_fits(model, weights, directory)
+    model.load_state_dict(weights, strict=False)
+    return model.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vtp-export", description="Export a tokenizer checkpoint to safetensors + config.json."
+    )
+    parser.add_argument("checkpoint", type=Path, help="Lightning checkpoint written by `lightning fit`")
+    parser.add_argument("out_dir", type=Path, help="directory to write model.safetensors and config.json to")
+    args = parser.parse_args(argv)
+    try:
+        out = export_pretrained(args.checkpoint, args.out_dir)
+    except VTPError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {args.checkpoint} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Streaming first and second moments of a feature set, the input of every Fréchet distance.
+
+Callbacks see images batch by batch and, under DDP, each rank sees a shard. Keeping the raw sums
+(sum, sum of outer products, count) in float64 instead of a running mean makes both problems
+trivial: batches are added, shards are summed (one all-reduce per tensor), and the mean and
+covariance are only formed at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+ReduceFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class FeatureStatistics:
+    """Accumulates ``sum x``, ``sum x x^T`` and ``n`` for features of a fixed dimension."""
+
+    def __init__(self, feature_dim: int, device: torch.device | str | None = None) -> None:
+        self.feature_dim = feature_dim
+        self.feature_sum = torch.zeros(feature_dim, dtype=torch.float64, device=device)
+        self.outer_sum = torch.zeros(feature_dim, feature_dim, dtype=torch.float64, device=device)
+        self.count = torch.zeros((), dtype=torch.float64, device=device)
+
+    @classmethod
+    def from_features(cls, features: torch.Tensor) -> FeatureStatistics:
+        """One-shot statistics of a ``(N, D)`` feature matrix."""
+        stats = cls(features.shape[1], device=features.device)
+        stats.update(features)
+        return stats
+
+    @classmethod
+    def from_tensors(
+        cls, feature_sum: torch.Tensor, outer_sum: torch.Tensor, count: torch.Tensor | float
+    ) -> FeatureStatistics:
+        """Rebuild statistics from the tensors of :meth:`tensors` (e.g. read from a cache file)."""
+        stats = cls(feature_sum.shape[0], device=feature_sum.device)
+        stats.feature_sum = feature_sum.to(torch.float64).clone()
+        stats.outer_sum = outer_sum.to(torch.float64).clone()
+        stats.count = torch.as_tensor(count, dtype=torch.float64, device=feature_sum.device).clone()
+        return stats
+
+    def update(self, features: torch.Tensor) -> None:
+        """Add a batch of features ``(B, D)``."""
+        if features.ndim != 2 or features.shape[1] != self.feature_dim:
+            raise ValueError(f"expected features of shape (B, {self.feature_dim}), got {tuple(features.shape)}")
+        x = features.detach().to(device=self.feature_sum.device, dtype=torch.float64)
+        self.feature_sum += x.sum(dim=0)
+        self.outer_sum += x.T @ x
+        self.count += x.shape[0]
+
+    def merge(self, other: FeatureStatistics) -> FeatureStatistics:
+        """Statistics of the union of both sets (neither input is changed)."""
+        if other.feature_dim != self.feature_dim:
+            raise ValueError(f"cannot merge {other.feature_dim}-d statistics into {self.feature_dim}-d ones")
+        return FeatureStatistics.from_tensors(
+            self.feature_sum + other.feature_sum.to(self.feature_sum.device),
+            self.outer_sum + other.outer_sum.to(self.outer_sum.device),
+            self.count + other.count.to(self.count.device),
+        )
+
+    def all_reduce(self, reduce_fn: ReduceFn) -> None:
+        """Sum the statistics across processes in place.
+
+        ``reduce_fn`` must return the element-wise sum of its argument over all ranks, e.g.
+        ``lambda t: pl_module.all_gather(t).sum(0)`` or a wrapper around
+        ``torch.distributed.all_reduce``. Keeping it a parameter keeps this module free of any
+        distributed or Lightning import.
+        """
+        self.feature_sum = reduce_fn(self.feature_sum)
+        self.outer_sum = reduce_fn(self.outer_sum)
+        self.count = reduce_fn(self.count)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The raw sums, by name: what a cache file or a checkpoint stores."""
+        return {"feature_sum": self.feature_sum, "outer_sum": self.outer_sum, "count": self.count}
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.count.item())
+
+    def mean(self) -> torch.Tensor:
+        """Feature mean, float64 ``(D,)``."""
+        self._require_samples(1)
+        return self.feature_sum / self.count
+
+    def covariance(self) -> torch.Tensor:
+        """Unbiased (``n - 1``) feature covariance, float64 ``(D, D)``, as ``numpy.cov`` computes it."""
+        self._require_samples(2)
+        mean = self.mean()
+        covariance = (self.outer_sum - self.count * torch.outer(mean, mean)) / (self.count - 1)
+        return (covariance + covariance.T) / 2
+
+    def _require_samples(self, minimum: int) -> None:
+        if self.num_samples < minimum:
+            raise ValueError(f"feature statistics need at least {minimum} samples, have {self.num_samples}")

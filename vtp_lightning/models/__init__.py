@@ -1,0 +1,1 @@
+"""Plain nn.Modules: encoder, bottleneck, decoders, text tower, heads, DiT. No Lightning here."""

@@ -1,0 +1,50 @@
+"""VTPAutoencoder: the inference half of a trained tokenizer (encoder, bottleneck, pixel decoder).
+
+This is what a diffusion model uses: ``encode(images) -> latents`` and ``decode(latents) -> images``.
+The state-dict names match :class:`~vtp_lightning.objectives.base.TokenizerModule`'s, so weights move
+between the two without renaming.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from vtp_lightning.models.decoder import PixelDecoder
+from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
+
+
+class VTPAutoencoder(nn.Module):
+    def __init__(self, encoder: ViTConfig, latent_dim: int, decoder: ViTConfig | None = None) -> None:
+        super().__init__()
+        self.encoder_config, self.decoder_config, self.latent_dim = encoder, decoder, latent_dim
+        self.encoder = ViTEncoder(encoder)
+        self.bottleneck = Bottleneck(encoder.width, latent_dim)
+        self.decoder = PixelDecoder(latent_dim, decoder) if decoder is not None else None
+
+    @classmethod
+    def from_architecture(cls, arch: dict[str, Any]) -> VTPAutoencoder:
+        decoder = ViTConfig(**arch["decoder"]) if arch.get("decoder") else None
+        return cls(ViTConfig(**arch["encoder"]), int(arch["latent_dim"]), decoder)
+
+    def architecture(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder_config.to_dict(),
+            "latent_dim": self.latent_dim,
+            "decoder": self.decoder_config.to_dict() if self.decoder_config else None,
+        }
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised images ``(B, 3, H, W)`` in [-1, 1] -> latents ``(B, d, H/p, W/p)``."""
+        out = self.encoder(images)
+        return self.bottleneck(out["patch"], tuple(out["grid"].tolist()))
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> normalised images (no tanh; clamp or ``denormalize`` for display)."""
+        if self.decoder is None:
+            raise RuntimeError("this tokenizer was exported without a pixel decoder")
+        return self.decoder(latents)

@@ -1,0 +1,74 @@
+"""Pre-norm transformer block with per-call stochastic depth and optional 2-D RoPE.
+
+The drop rate is an argument of ``forward`` rather than a fixed module attribute because VTP uses
+a different rate for each objective's pass through the same encoder (CLIP, SSL, reconstruction).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.layers import Mlp, RmsNorm, SwiGLU, drop_path
+from torch import nn
+
+from vtp_lightning.models.rope import apply_rope
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    if kind == "rms":
+        return RmsNorm(dim, eps=1e-6)
+    if kind == "layer":
+        return nn.LayerNorm(dim, eps=1e-6)
+    raise ValueError(f"unknown norm {kind!r}; use 'rms' or 'layer'")
+
+
+def make_ffn(kind: str, dim: int, mlp_ratio: float) -> nn.Module:
+    if kind == "swiglu":
+        # 2/3 of the GELU hidden size keeps the parameter count of a 4x GELU MLP.
+        hidden = int(dim * mlp_ratio * 2 / 3)
+        return SwiGLU(dim, hidden_features=hidden)
+    if kind == "gelu":
+        return Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
+    raise ValueError(f"unknown ffn {kind!r}; use 'swiglu' or 'gelu'")
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads != 0:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, num_prefix: int
+    ) -> torch.Tensor:
+        b, t, d = x.shape
+        qkv = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        if rope is not None:
+            q = apply_rope(q, *rope, num_prefix=num_prefix)
+            k = apply_rope(k, *rope, num_prefix=num_prefix)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, t, d))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, norm: str = "rms", ffn: str = "swiglu"):
+        super().__init__()
+        self.norm1 = make_norm(norm, dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = make_norm(norm, dim)
+        self.mlp = make_ffn(ffn, dim, mlp_ratio)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        num_prefix: int = 0,
+        drop_rate: float = 0.0,
+    ) -> torch.Tensor:
+        # Sample-level stochastic depth (whole residual branch dropped per sample), as in DINOv2.
+        x = x + drop_path(self.attn(self.norm1(x), rope, num_prefix), drop_rate, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), drop_rate, self.training)

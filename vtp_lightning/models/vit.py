@@ -1,0 +1,153 @@
+"""The VTP encoder: a ViT with RMSNorm, SwiGLU, 2-D RoPE, one CLS token and a learned mask token.
+
+Presets follow the paper (S/B/L) plus ``tiny`` for CPU runs. The encoder returns normed features;
+the bottleneck (a bias-free linear map to the latent width) sits on top of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+import torch
+from torch import nn
+
+from vtp_lightning.models.blocks import Block, make_norm
+from vtp_lightning.models.rope import Rope2D
+
+ENCODER_PRESETS: dict[str, tuple[int, int, int]] = {
+    # name: (width, depth, heads)
+    "tiny": (192, 6, 3),
+    "S": (384, 12, 6),
+    "B": (768, 12, 12),
+    "L": (1024, 24, 16),
+}
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """Architecture of a ViT encoder or pixel decoder (everything needed to rebuild it)."""
+
+    width: int = 192
+    depth: int = 6
+    heads: int = 3
+    patch_size: int = 4
+    image_size: int = 32
+    mlp_ratio: float = 4.0
+    norm: Literal["rms", "layer"] = "rms"
+    ffn: Literal["swiglu", "gelu"] = "swiglu"
+    pos_embed: Literal["rope", "absolute"] = "rope"
+    rope_theta: float = 100.0
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> ViTConfig:
+        if name not in ENCODER_PRESETS:
+            raise ValueError(f"unknown encoder preset {name!r}; choose one of {sorted(ENCODER_PRESETS)}")
+        width, depth, heads = ENCODER_PRESETS[name]
+        base = cls(width=width, depth=depth, heads=heads)
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
+class ViTEncoder(nn.Module):
+    """Patchify -> [CLS] + patch tokens -> blocks -> final norm."""
+
+    def __init__(self, config: ViTConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.patch_embed = nn.Conv2d(3, c.width, kernel_size=c.patch_size, stride=c.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.width))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, c.width))
+        if c.pos_embed == "absolute":
+            self.pos_embed = nn.Parameter(torch.zeros(1, c.grid * c.grid, c.width))
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+            self.rope = None
+        else:
+            self.pos_embed = None
+            self.rope = Rope2D(c.width // c.heads, theta=c.rope_theta)
+        self.blocks = nn.ModuleList(
+            Block(c.width, c.heads, c.mlp_ratio, c.norm, c.ffn) for _ in range(c.depth)
+        )
+        self.norm = make_norm(c.norm, c.width)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+        self.apply(_init_linear)
+
+    @property
+    def width(self) -> int:
+        return self.config.width
+
+    def _absolute_positions(self, h: int, w: int) -> torch.Tensor:
+        g = self.config.grid
+        pos = self.pos_embed
+        if (h, w) != (g, g):
+            grid = pos.reshape(1, g, g, -1).permute(0, 3, 1, 2)
+            grid = nn.functional.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+            pos = grid.permute(0, 2, 3, 1).reshape(1, h * w, -1)
+        return pos
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        drop_path_rate: float = 0.0,
+        return_layers: tuple[int, ...] = (),
+    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Encode normalised images.
+
+        Args:
+            images: ``(B, 3, H, W)`` with H, W multiples of the patch size.
+            masks: optional ``(B, H/p, W/p)`` bool; True patches are replaced by the mask token (iBOT).
+            drop_path_rate: stochastic depth of this pass, rising linearly to this value at the last block.
+            return_layers: indices of blocks whose normed outputs to return as ``layers``.
+
+        Returns:
+            ``cls`` (B, D) and ``patch`` (B, N, D) after the final norm, ``grid`` (h, w) and ``layers``.
+        """
+        x = self.patch_embed(images)
+        b, d, h, w = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        if masks is not None:
+            x = torch.where(masks.reshape(b, h * w, 1), self.mask_token.to(x.dtype), x)
+        if self.pos_embed is not None:
+            x = x + self._absolute_positions(h, w)
+        rope = self.rope.tables(h, w, x.dtype) if self.rope is not None else None
+        x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
+        depth = len(self.blocks)
+        layers: list[torch.Tensor] = []
+        for i, block in enumerate(self.blocks):
+            rate = drop_path_rate * i / max(depth - 1, 1)
+            x = block(x, rope=rope, num_prefix=1, drop_rate=rate)
+            if i in return_layers or (i - depth) in return_layers:
+                layers.append(self.norm(x))
+        x = self.norm(x)
+        return {"cls": x[:, 0], "patch": x[:, 1:], "grid": torch.tensor([h, w]), "layers": layers}
+
+
+def _init_linear(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class Bottleneck(nn.Module):
+    """Bias-free token-wise ``Linear(D -> d)``: deterministic, no KL, no noise (VTP f16d64 uses d = 64)."""
+
+    def __init__(self, width: int, latent_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(width, latent_dim, bias=False)
+        nn.init.trunc_normal_(self.proj.weight, std=0.02)
+
+    def forward(self, patch_tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """``(B, N, D)`` normed patch tokens -> latent ``(B, d, h, w)``."""
+        h, w = grid
+        z = self.proj(patch_tokens)
+        return z.transpose(1, 2).reshape(z.shape[0], -1, h, w)

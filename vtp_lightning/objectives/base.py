@@ -1,0 +1,336 @@
+"""TokenizerModule: the base every objective mixin plugs into.
+
+It owns what all objectives share — the ViT encoder and its latent bottleneck, the EMA teacher
+service, the optimiser and learning-rate schedule — and the loop that sums the enabled objectives'
+weighted losses and logs each term. It knows nothing about any particular objective: a mixin
+registers itself with :meth:`add_objective` and asks for services (:meth:`require_teacher`,
+:meth:`encode_cached`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from vtp_lightning.errors import CheckpointError, ConfigError
+from vtp_lightning.export import ARCH_KEY, read_weights
+from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
+from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
+from vtp_lightning.objectives.schedules import cosine_ramp, warmup_cosine_factor
+
+FeatureSource = Literal["student", "teacher"]
+
+
+class TokenizerModule(pl.LightningModule):
+    """Shared ViT encoder + bottleneck, EMA teacher service, optimiser, and the weighted-loss loop.
+
+    Args:
+        encoder: encoder preset: ``tiny`` (CPU), ``S``, ``B`` or ``L`` (the paper's sizes).
+        encoder_width: override the preset's width.
+        encoder_depth: override the preset's depth.
+        encoder_heads: override the preset's number of heads.
+        image_size: training image size in pixels.
+        patch_size: ViT patch size; the latent grid is ``image_size / patch_size``.
+        latent_dim: width d of the bottleneck latent (VTP: 64, "f16d64").
+        norm: ``rms`` (VTP) or ``layer``.
+        ffn: ``swiglu`` (VTP) or ``gelu``.
+        pos_embed: ``rope`` (2-D RoPE, VTP) or ``absolute`` (learned).
+        lr: peak AdamW learning rate.
+        min_lr_ratio: final learning rate as a fraction of ``lr`` (cosine decay).
+        warmup_fraction: fraction of training steps spent in linear learning-rate warm-up.
+        weight_decay: AdamW weight decay (not applied to norms, biases and tokens).
+        betas: AdamW betas.
+        teacher_momentum: EMA momentum of the teacher at the start (cosine schedule to ``teacher_momentum_end``).
+        teacher_momentum_end: EMA momentum at the end of training.
+        init_weights: optional checkpoint (Lightning ``.ckpt`` or exported ``model.safetensors``) whose
+            matching modules initialise this model, e.g. a stage-1 tokenizer for stage-2 decoder tuning.
+    """
+
+    def __init__(
+        self,
+        *,
+        encoder: str = "tiny",
+        encoder_width: int | None = None,
+        encoder_depth: int | None = None,
+        encoder_heads: int | None = None,
+        image_size: int = 32,
+        patch_size: int = 4,
+        latent_dim: int = 64,
+        norm: Literal["rms", "layer"] = "rms",
+        ffn: Literal["swiglu", "gelu"] = "swiglu",
+        pos_embed: Literal["rope", "absolute"] = "rope",
+        lr: float = 1e-3,
+        min_lr_ratio: float = 0.1,
+        warmup_fraction: float = 0.05,
+        weight_decay: float = 0.05,
+        betas: tuple[float, float] = (0.9, 0.95),
+        teacher_momentum: float = 0.992,
+        teacher_momentum_end: float = 1.0,
+        init_weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if image_size % patch_size != 0:
+            raise ConfigError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
+        self.encoder_config = ViTConfig.preset(
+            encoder,
+            width=encoder_width,
+            depth=encoder_depth,
+            heads=encoder_heads,
+            patch_size=patch_size,
+            image_size=image_size,
+            norm=norm,
+            ffn=ffn,
+            pos_embed=pos_embed,
+        )
+        self.latent_dim = latent_dim
+        self.encoder = ViTEncoder(self.encoder_config)
+        self.bottleneck = Bottleneck(self.encoder_config.width, latent_dim)
+        self.teacher = nn.ModuleDict()
+        self._objectives: dict[str, Objective] = {}
+        self._step_cache: dict[Any, Any] = {}
+        self._init_weights_path = init_weights
+
+    # ------------------------------------------------------------------ services for mixins
+    def add_objective(
+        self,
+        name: str,
+        weight: float,
+        loss: Callable[[dict[str, Any]], ObjectiveOutput],
+        validate: Callable[[dict[str, Any]], dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        """Register an objective; it contributes ``weight * loss`` when ``weight > 0``."""
+        if name in self._objectives:
+            raise ConfigError(f"objective {name!r} is registered twice; each mixin must use its own name")
+        self._objectives[name] = Objective(name, float(weight), loss, validate)
+
+    def has_objective(self, name: str) -> bool:
+        """True when objective ``name`` (``clip``, ``dino``, ``mim``, ``rec``, ...) is present and enabled."""
+        obj = self._objectives.get(name)
+        return obj is not None and obj.enabled
+
+    @property
+    def objectives(self) -> dict[str, Objective]:
+        return dict(self._objectives)
+
+    def require_teacher(self, *module_names: str) -> None:
+        """Keep an EMA copy of the named student modules in ``self.teacher`` (idempotent).
+
+        The copy is taken from the student at construction, has no gradients, and is updated after
+        every optimiser step with the cosine momentum schedule.
+        """
+        for name in module_names:
+            if name not in self.teacher:
+                twin = copy.deepcopy(getattr(self, name))
+                twin.requires_grad_(False)
+                self.teacher[name] = twin
+
+    def encode_cached(
+        self,
+        key: Any,
+        images: torch.Tensor,
+        *,
+        drop_path_rate: float = 0.0,
+        masks: torch.Tensor | None = None,
+        teacher: bool = False,
+    ) -> dict[str, Any]:
+        """Encoder pass shared by every objective that asks for the same ``key`` within one step."""
+        cache_key = (key, float(drop_path_rate), masks is not None, teacher)
+        if cache_key not in self._step_cache:
+            if teacher:
+                with torch.no_grad():
+                    self._step_cache[cache_key] = self.teacher["encoder"](images)
+            else:
+                self._step_cache[cache_key] = self.encoder(images, masks=masks, drop_path_rate=drop_path_rate)
+        return self._step_cache[cache_key]
+
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps in the whole run (1 before a trainer is attached)."""
+        trainer = self._trainer
+        if trainer is None:
+            return 1
+        total = trainer.estimated_stepping_batches
+        return max(int(total), 1) if math.isfinite(total) else max(int(trainer.max_steps), 1)
+
+    @property
+    def progress(self) -> float:
+        """Fraction of training done, from the global step (restored on resume)."""
+        return min(self.global_step / self.total_steps, 1.0)
+
+    def teacher_momentum_now(self) -> float:
+        return cosine_ramp(self.hparams.teacher_momentum, self.hparams.teacher_momentum_end, self.progress)
+
+    # ------------------------------------------------------------------ public encode/decode API
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised images ``(B, 3, H, W)`` -> latents ``(B, d, H/p, W/p)``."""
+        out = self.encoder(images)
+        return self.bottleneck(out["patch"], tuple(out["grid"].tolist()))
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        raise ConfigError(
+            f"{type(self).__name__} has no pixel decoder; use a tokenizer with the reconstruction objective"
+        )
+
+    def extract_features(
+        self, images: torch.Tensor, source: FeatureSource = "student"
+    ) -> dict[str, torch.Tensor]:
+        """Frozen features for probes: pre-bottleneck CLS and mean patch token, and the bottleneck latent.
+
+        ``source="teacher"`` reads the EMA teacher's trunk when there is one (else the student). The
+        latent always comes from the student encoder, since only the student has a bottleneck.
+        """
+        trunk = self.teacher["encoder"] if source == "teacher" and "encoder" in self.teacher else self.encoder
+        out = trunk(images)
+        student = out if trunk is self.encoder else self.encoder(images)
+        latent = self.bottleneck(student["patch"], tuple(student["grid"].tolist()))
+        return {
+            "cls": out["cls"],
+            "patch_mean": out["patch"].mean(dim=1),
+            "latent_mean": latent.mean(dim=(2, 3)),
+            "latent": latent.flatten(1),
+        }
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def on_fit_start(self) -> None:
+        if self._init_weights_path and self.global_step == 0:
+            self.load_matching_weights(self._init_weights_path)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        self._step_cache = {}
+        enabled = [o for o in self._objectives.values() if o.enabled]
+        if not enabled:
+            raise ConfigError("every objective has weight 0; enable at least one (e.g. rec_weight: 0.1)")
+        total: torch.Tensor | None = None
+        logs: dict[str, torch.Tensor] = {}
+        for objective in enabled:
+            out = objective.loss(batch)
+            weighted = objective.weight * out.loss
+            total = weighted if total is None else total + weighted
+            logs[f"train/loss_{objective.name}"] = out.loss.detach()
+            logs.update({f"train/{k}": v.detach() for k, v in out.logs.items()})
+        self._step_cache = {}
+        batch_size = batch["image"].shape[0]
+        self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
+        self.log_dict(logs, batch_size=batch_size)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)
+        if len(self.teacher):
+            self.log("train/teacher_momentum", self.teacher_momentum_now(), batch_size=batch_size)
+        if "skipped" in batch:
+            self.log("train/skipped_samples", float(batch["skipped"]), reduce_fx="sum", batch_size=batch_size)
+        return total
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        for objective in self._objectives.values():
+            if objective.enabled and objective.validate is not None:
+                scores = objective.validate(batch)
+                self.log_dict({f"val/{k}": v for k, v in scores.items()}, batch_size=batch["image"].shape[0])
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self.update_teacher()
+
+    @torch.no_grad()
+    def update_teacher(self) -> None:
+        """EMA step ``teacher = m * teacher + (1 - m) * student`` for every teacher module."""
+        if len(self.teacher) == 0:
+            return
+        m = self.teacher_momentum_now()
+        teacher_params, student_params = [], []
+        for name, twin in self.teacher.items():
+            student = getattr(self, name)
+            for t, s in zip(twin.parameters(), student.parameters(), strict=True):
+                teacher_params.append(t)
+                student_params.append(s.detach())
+        torch._foreach_mul_(teacher_params, m)
+        torch._foreach_add_(teacher_params, student_params, alpha=1.0 - m)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            if not param.requires_grad or name.startswith("teacher."):
+                continue
+            is_vector = param.ndim < 2 or name.endswith(
+                ("cls_token", "mask_token", "pos_embed", "logit_scale")
+            )
+            (no_decay if is_vector else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.hparams.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.hparams.lr,
+            betas=tuple(self.hparams.betas),
+        )
+        total = self.total_steps
+        warmup = int(self.hparams.warmup_fraction * total)
+        min_ratio = self.hparams.min_lr_ratio
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine_factor(step, total, warmup, min_ratio)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ weights
+    def load_matching_weights(self, path: str | Path) -> list[str]:
+        """Initialise from another run's weights: every tensor whose name exists here must match in shape.
+
+        Returns the top-level modules that were loaded. Raises :class:`CheckpointError` when the file
+        comes from a different architecture.
+        """
+        state = read_weights(path)
+        own = self.state_dict()
+        shared = [k for k in state if k in own]
+        if not shared:
+            raise CheckpointError(
+                f"{path} shares no parameter names with {type(self).__name__}; is it a vtp-lightning tokenizer?"
+            )
+        mismatched = [k for k in shared if state[k].shape != own[k].shape]
+        if mismatched:
+            k = mismatched[0]
+            raise CheckpointError(
+                f"{path} comes from a different architecture: {k} is {tuple(state[k].shape)} there but "
+                f"{tuple(own[k].shape)} here ({len(mismatched)} tensors differ). Match encoder/patch_size/"
+                "latent_dim to the checkpoint's config."
+            )
+        self.load_state_dict({k: state[k] for k in shared}, strict=False)
+        if not any(k.startswith("teacher.") for k in shared):
+            for name, twin in self.teacher.items():  # a fresh teacher starts as a copy of the loaded student
+                twin.load_state_dict(getattr(self, name).state_dict())
+        loaded = sorted({k.split(".")[0] for k in shared})
+        print(f"[vtp] initialised {', '.join(loaded)} from {path}")
+        return loaded
+
+    def architecture(self) -> dict[str, Any]:
+        """What :func:`vtp_lightning.export.from_pretrained` needs to rebuild the encode/decode path."""
+        return {"encoder": self.encoder_config.to_dict(), "latent_dim": self.latent_dim, "decoder": None}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[ARCH_KEY] = self.architecture()
+        checkpoint["vtp_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, with one clear message, a checkpoint written by another model or architecture."""
+        theirs = checkpoint.get("vtp_class")
+        ours = f"{type(self).__module__}.{type(self).__qualname__}"
+        if theirs is None:
+            raise CheckpointError("the checkpoint was not written by a vtp-lightning tokenizer")
+        if theirs != ours:
+            raise CheckpointError(
+                f"the checkpoint holds a {theirs.rsplit('.', 1)[-1]} but this run builds a "
+                f"{ours.rsplit('.', 1)[-1]}; use the checkpoint's own config, or init_weights to start a "
+                "new run from its matching modules"
+            )
+        arch = checkpoint.get(ARCH_KEY)
+        if arch is not None and arch != self.architecture():
+            diff = [k for k in arch if arch.get(k) != self.architecture().get(k)]
+            raise CheckpointError(
+                f"the checkpoint's {', '.join(diff)} architecture differs from this config's; resume with the "
+                "same model options the checkpoint was trained with"
+            )

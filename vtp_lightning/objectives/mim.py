@@ -1,0 +1,77 @@
+"""MIMMixin: iBOT masked image modeling, or a pixel-target variant that needs no teacher."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from vtp_lightning.errors import ConfigError
+from vtp_lightning.losses.ibot import IBOTPatchLoss
+from vtp_lightning.losses.teacher_targets import make_teacher_targets
+from vtp_lightning.objectives.objective import ObjectiveOutput
+from vtp_lightning.objectives.ssl_views import SSLViewsMixin
+
+
+class MIMMixin(SSLViewsMixin):
+    """Masked patches (replaced by the learned mask token) predict the teacher's patch prototypes.
+
+    Args:
+        mim_weight: weight of the MIM loss (λ_ssl); 0 switches it off.
+        mim_target: ``teacher`` (iBOT: EMA teacher prototypes on the unmasked view) or ``pixel``
+            (predict the masked patches' normalised pixels with a linear head, L1; no teacher needed).
+    """
+
+    def __init__(
+        self, *, mim_weight: float = 1.0, mim_target: Literal["teacher", "pixel"] = "teacher", **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        self.mim_target = mim_target
+        self.add_objective("mim", mim_weight, self._mim_objective)
+        self.ibot_loss_fn = IBOTPatchLoss()
+        if mim_weight <= 0:
+            self.encoder.mask_token.requires_grad_(False)
+            return
+        if mim_target == "teacher":
+            self.require_ssl_head()
+            o = self.ssl_options
+            self.ibot_targets = make_teacher_targets(
+                o["teacher_targets"], o["num_prototypes"], o["center_momentum"]
+            )
+        elif mim_target == "pixel":
+            p = self.encoder_config.patch_size
+            self.mim_pixel_head = nn.Linear(self.encoder.width, 3 * p * p)
+        else:
+            raise ConfigError(f"unknown mim_target {mim_target!r}; use 'teacher' or 'pixel'")
+
+    def _mim_objective(self, batch: dict[str, Any]) -> ObjectiveOutput:
+        if "masks" not in batch:
+            raise ConfigError("MIM needs block masks in the batch; set data.mask_probability > 0")
+        views = self.ssl_views(batch)
+        flat_masks = views["masks"].flatten(1)  # (2n, N)
+        sample_index = flat_masks.nonzero()[:, 0]
+        student_patches = views["student_global"]["patch"][flat_masks]
+        num_masked = torch.tensor(float(sample_index.numel()))
+        if self.mim_target == "pixel":
+            p = self.encoder_config.patch_size
+            targets = rearrange(views["global_crops"], "b c (h p) (w q) -> b (h w) (p q c)", p=p, q=p)[
+                flat_masks
+            ]
+            if targets.shape[0] == 0:
+                return ObjectiveOutput(student_patches.sum() * 0.0, {"mim_masked_patches": num_masked})
+            return ObjectiveOutput(
+                F.l1_loss(self.mim_pixel_head(student_patches), targets), {"mim_masked_patches": num_masked}
+            )
+        teacher_patches = views["teacher_global"]["patch"][flat_masks]
+        teacher_probs = self.ibot_targets(self.teacher["ssl_head"](teacher_patches), self.teacher_temp_now())
+        loss = self.ibot_loss_fn(
+            self.ssl_head(student_patches),
+            teacher_probs,
+            sample_index,
+            flat_masks.shape[0],
+            self.ssl_options["student_temp"],
+        )
+        return ObjectiveOutput(loss, {"mim_masked_patches": num_masked})

@@ -1,0 +1,119 @@
+"""SSLViewsMixin: what DINO and iBOT share — the prototype head, the teacher, temperatures, and one
+student/teacher pass over the multi-crop views per step.
+
+Both :class:`SelfDistillationMixin` and :class:`MIMMixin` inherit it, so it appears once in a
+composition's MRO and its options appear once in the config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+
+from vtp_lightning.errors import ConfigError
+from vtp_lightning.models.dino_head import DINOHead
+from vtp_lightning.objectives.schedules import linear_warmup
+
+
+class SSLViewsMixin:
+    """Shared machinery of the self-supervised objectives.
+
+    Args:
+        num_prototypes: K, prototypes of the DINO head (DINOv2: 65536; small runs use far fewer).
+        head_hidden_dim: hidden width of the head MLP (VTP: 2048).
+        head_bottleneck_dim: width before the prototypes (VTP: 256).
+        student_temp: student softmax temperature.
+        teacher_temp: teacher temperature after warm-up.
+        teacher_temp_start: teacher temperature at the start of warm-up.
+        teacher_temp_warmup: fraction of training over which the teacher temperature warms up.
+        teacher_targets: ``centering`` (EMA centre, DINO) or ``sinkhorn`` (Sinkhorn-Knopp, DINOv2 option).
+        center_momentum: EMA momentum of the teacher centre.
+        ssl_drop_path: stochastic depth of the student's multi-crop passes (the teacher uses 0).
+    """
+
+    def __init__(
+        self,
+        *,
+        num_prototypes: int = 65536,
+        head_hidden_dim: int = 2048,
+        head_bottleneck_dim: int = 256,
+        student_temp: float = 0.1,
+        teacher_temp: float = 0.07,
+        teacher_temp_start: float = 0.04,
+        teacher_temp_warmup: float = 0.3,
+        teacher_targets: Literal["centering", "sinkhorn"] = "centering",
+        center_momentum: float = 0.9,
+        ssl_drop_path: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ssl_options = {
+            "num_prototypes": num_prototypes,
+            "student_temp": student_temp,
+            "teacher_temp": teacher_temp,
+            "teacher_temp_start": teacher_temp_start,
+            "teacher_temp_warmup": teacher_temp_warmup,
+            "teacher_targets": teacher_targets,
+            "center_momentum": center_momentum,
+            "ssl_drop_path": ssl_drop_path,
+        }
+        self._head_dims = (head_hidden_dim, head_bottleneck_dim)
+
+    def require_ssl_head(self) -> None:
+        """Create the shared DINO head (once) and an EMA teacher of encoder + head."""
+        if not hasattr(self, "ssl_head"):
+            hidden, bottleneck = self._head_dims
+            self.ssl_head = DINOHead(
+                self.encoder.width, self.ssl_options["num_prototypes"], hidden, bottleneck
+            )
+        self.require_teacher("encoder", "ssl_head")
+
+    def teacher_temp_now(self) -> float:
+        o = self.ssl_options
+        return linear_warmup(
+            o["teacher_temp_start"], o["teacher_temp"], self.progress, o["teacher_temp_warmup"]
+        )
+
+    def masks_in_use(self) -> bool:
+        """Whether the student's global crops get iBOT masks this run (only when MIM is enabled)."""
+        return self.has_objective("mim")
+
+    def ssl_views(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """One student pass over (masked) global and local crops and one teacher pass, cached per step."""
+        key = ("ssl_views",)
+        if key in self._step_cache:
+            return self._step_cache[key]
+        if "global_crops" not in batch:
+            raise ConfigError(
+                "the self-supervised objectives need multi-crop views but the batch has none; "
+                "set data.ssl_batch_size to a positive number (or null for the whole batch)"
+            )
+        global_crops = batch["global_crops"]
+        n = global_crops.shape[1]
+        flat_global = global_crops.flatten(0, 1)
+        masks = batch["masks"].flatten(0, 1) if self.masks_in_use() and "masks" in batch else None
+        drop = self.ssl_options["ssl_drop_path"]
+        student_global = self.encoder(flat_global, masks=masks, drop_path_rate=drop)
+        if masks is not None and masks.shape[1:] != tuple(student_global["grid"].tolist()):
+            raise ConfigError(
+                f"mask grid {tuple(masks.shape[1:])} does not match the patch grid "
+                f"{tuple(student_global['grid'].tolist())}; data.patch_size must equal model patch_size"
+            )
+        student_local = None
+        if "local_crops" in batch:
+            local = batch["local_crops"]
+            student_local = self.encoder(local.flatten(0, 1), drop_path_rate=drop)
+            student_local["num_views"] = local.shape[0]
+        with torch.no_grad():
+            teacher_global = self.teacher["encoder"](flat_global)
+        views = {
+            "n": n,
+            "masks": masks,
+            "global_crops": flat_global,
+            "student_global": student_global,
+            "student_local": student_local,
+            "teacher_global": teacher_global,
+        }
+        self._step_cache[key] = views
+        return views

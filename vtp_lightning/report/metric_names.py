@@ -1,0 +1,86 @@
+"""What each logged metric is called on a plot, and which way is better.
+
+Labels name the feature extractor, because a Fréchet distance on a small Fashion-MNIST classifier's
+features (``*_fmnist``) is not FID and must never be read as one: ``eval/gfid`` is
+"gFID (Inception)", ``eval/gfd_fmnist`` is "gFD (fmnist-net features)".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+EVAL_PREFIX = "eval/"
+COMPUTE_PREFIX = "compute/"
+FLOPS = "compute/flops"
+SAMPLES = "compute/samples"
+WALL_TIME = "compute/wall_time_s"
+
+# how a ``*_<extractor>`` suffix reads on an axis
+EXTRACTORS = {"fmnist": "fmnist-net features"}
+
+_FIXED: dict[str, tuple[str, bool | None]] = {
+    "eval/gfid": ("gFID (Inception)", True),
+    "eval/rfid": ("rFID (Inception)", True),
+    "eval/psnr": ("PSNR (dB)", False),
+    "eval/ssim": ("SSIM", False),
+    "eval/lpips": ("LPIPS", True),
+    "eval/probe_cls_top1": ("linear probe top-1 (CLS features)", False),
+    "eval/probe_latent_top1": ("linear probe top-1 (bottleneck latent)", False),
+    "eval/zeroshot_top1": ("zero-shot top-1 (CLIP text tower)", False),
+    FLOPS: ("training FLOPs (measured, cumulative)", None),
+    SAMPLES: ("training samples seen", None),
+    WALL_TIME: ("training wall time (s)", None),
+}
+_FRECHET_DISTANCE = re.compile(r"^eval/(?P<kind>[rg])fd_(?P<extractor>\w+)$")
+
+GENERATION_PATTERN = re.compile(r"^eval/(gfid|gfd_\w+)$")
+RECONSTRUCTION_PATTERN = re.compile(r"^eval/(rfid|rfd_\w+)$")
+UNDERSTANDING = ("eval/probe_cls_top1", "eval/probe_latent_top1", "eval/zeroshot_top1")
+# column order in tables and bar charts; other eval metrics follow alphabetically
+PREFERRED_ORDER = ("generation", "reconstruction", "eval/psnr", "eval/ssim", "eval/lpips", *UNDERSTANDING)
+
+
+def metric_label(name: str) -> str:
+    """Human name of a metric, naming the feature extractor of distance metrics."""
+    if name in _FIXED:
+        return _FIXED[name][0]
+    match = _FRECHET_DISTANCE.match(name)
+    if match:
+        extractor = match["extractor"]
+        return f"{match['kind']}FD ({EXTRACTORS.get(extractor, f'{extractor} features')})"
+    return name.removeprefix(EVAL_PREFIX)
+
+
+def lower_is_better(name: str) -> bool | None:
+    """True for distances, False for accuracies and fidelity scores, None when unknown."""
+    if name in _FIXED:
+        return _FIXED[name][1]
+    if _FRECHET_DISTANCE.match(name):
+        return True
+    if name.endswith(("top1", "top5", "acc", "accuracy")):
+        return False
+    return None
+
+
+def axis_label(name: str) -> str:
+    """The metric label with its direction, for an axis."""
+    direction = lower_is_better(name)
+    if direction is None:
+        return metric_label(name)
+    return f"{metric_label(name)}, {'lower' if direction else 'higher'} is better"
+
+
+def metric_order(names: Iterable[str]) -> list[str]:
+    """Generation first, then reconstruction, pixel fidelity, understanding, then the rest."""
+
+    def rank(name: str) -> tuple[int, str]:
+        if GENERATION_PATTERN.match(name):
+            return (0, name)
+        if RECONSTRUCTION_PATTERN.match(name):
+            return (1, name)
+        if name in PREFERRED_ORDER:
+            return (PREFERRED_ORDER.index(name), name)
+        return (len(PREFERRED_ORDER), name)
+
+    return sorted(set(names), key=rank)
