@@ -71,9 +71,7 @@ def expand_config_args(argv: list[str]) -> list[str]:
 
 def _merged_file(path: str) -> str:
     merged = load_config(path)
-    handle = tempfile.NamedTemporaryFile(
-        "w", suffix=f"-{Path(path).name}", delete=False, prefix="vtp-config-"
-    )
-    with handle:
+    prefix, suffix = "vtp-config-", f"-{Path(path).name}"
+    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False, prefix=prefix) as handle:
         handle.write(OmegaConf.to_yaml(OmegaConf.create(merged)))
     return handle.name
