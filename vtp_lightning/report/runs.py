@@ -75,8 +75,8 @@ def read_cell_metrics(files: list[Path]) -> tuple[dict[str, EvalPoint], dict[str
                 step_value = _number(row.get("step"))
                 step = int(step_value) if step_value is not None else order
                 for key, text in row.items():
-                    value = _number(text)
-                    if key is None or value is None:
+                    value = _number(text) if isinstance(key, str) else None
+                    if value is None:
                         continue
                     if key.startswith(EVAL_PREFIX):
                         last_eval[key] = (value, step)
