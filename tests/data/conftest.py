@@ -10,8 +10,8 @@ import gzip
 import io
 import tarfile
 from collections.abc import Callable, Sequence
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -84,7 +84,10 @@ def make_shard(tmp_path: Path) -> Callable[[str, Sequence[ShardSample]], Path]:
 
 def shard_sample(index: int, label: int | None = None, caption: str | None = None) -> ShardSample:
     """A shard sample with pixel value ``index`` and caption ``"caption {index}"``."""
-    files = {"png": png_bytes(index), "txt": (caption if caption is not None else f"caption {index}").encode()}
+    files = {
+        "png": png_bytes(index),
+        "txt": (caption if caption is not None else f"caption {index}").encode(),
+    }
     if label is not None:
         files["cls"] = str(label).encode()
     return f"sample{index:05d}", files
@@ -93,4 +96,6 @@ def shard_sample(index: int, label: int | None = None, caption: str | None = Non
 @pytest.fixture
 def files() -> SimpleNamespace:
     """The helpers: ``png_bytes``, ``write_png``, ``write_idx``, ``shard_sample``."""
-    return SimpleNamespace(png_bytes=png_bytes, write_png=write_png, write_idx=write_idx, shard_sample=shard_sample)
+    return SimpleNamespace(
+        png_bytes=png_bytes, write_png=write_png, write_idx=write_idx, shard_sample=shard_sample
+    )

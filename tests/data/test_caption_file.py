@@ -62,7 +62,11 @@ def test_given_class_names_map_named_labels(tmp_path: Path, images: Path) -> Non
 def test_row_without_caption_names_file_and_line(tmp_path: Path, images: Path) -> None:
     path = write_jsonl(
         tmp_path / "pairs.jsonl",
-        [{"image": "0.png", "caption": "fine"}, {"image": "1.png", "caption": "also fine"}, {"image": "2.png"}],
+        [
+            {"image": "0.png", "caption": "fine"},
+            {"image": "1.png", "caption": "also fine"},
+            {"image": "2.png"},
+        ],
     )
     with pytest.raises(DataError, match=r"pairs\.jsonl, line 3: row has no caption"):
         CaptionFile(path, image_root=images)
@@ -78,7 +82,9 @@ def test_csv_row_with_empty_caption_names_the_line(tmp_path: Path) -> None:
 def test_csv_without_required_columns(tmp_path: Path) -> None:
     path = tmp_path / "pairs.csv"
     path.write_text("file,text\na.png,ok\n")
-    with pytest.raises(DataError, match=r"pairs\.csv: the CSV header must name the columns image and caption"):
+    with pytest.raises(
+        DataError, match=r"pairs\.csv: the CSV header must name the columns image and caption"
+    ):
         CaptionFile(path)
 
 

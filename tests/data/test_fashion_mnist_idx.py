@@ -43,7 +43,9 @@ def test_not_an_idx_file(idx_root: Path) -> None:
         FashionMNISTIDX(root=idx_root, split="test")
 
 
-@pytest.mark.skipif(not (DEFAULT_ROOT / "t10k-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist absent")
+@pytest.mark.skipif(
+    not (DEFAULT_ROOT / "t10k-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist absent"
+)
 def test_default_root_is_the_debian_package() -> None:
     test = FashionMNISTIDX(split="test")
     assert len(test) == 10_000

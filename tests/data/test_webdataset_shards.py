@@ -19,7 +19,9 @@ from vtp_lightning.errors import ConfigError, DataError
 def shards(make_shard, files: SimpleNamespace) -> list[Path]:
     """4 shards of 6 samples each (sample i: pixel value i, caption "caption i", label i % 3)."""
     return [
-        make_shard(f"train-{s:03d}.tar", [files.shard_sample(i, label=i % 3) for i in range(6 * s, 6 * s + 6)])
+        make_shard(
+            f"train-{s:03d}.tar", [files.shard_sample(i, label=i % 3) for i in range(6 * s, 6 * s + 6)]
+        )
         for s in range(4)
     ]
 
@@ -58,7 +60,9 @@ def test_ranks_and_workers_read_disjoint_parts_that_cover_everything(
 
 
 def test_dataloader_workers_split_the_stream(shards: list[Path]) -> None:
-    dataset = StreamingTrainItems(WebDatasetShards([str(p) for p in shards]), skip_corrupt=False, rank=0, world_size=1)
+    dataset = StreamingTrainItems(
+        WebDatasetShards([str(p) for p in shards]), skip_corrupt=False, rank=0, world_size=1
+    )
     loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=captions)
     seen = [caption for batch in loader for caption in batch]
     assert sorted(seen) == sorted(f"caption {i}" for i in range(24))
@@ -71,7 +75,8 @@ def test_samples_per_epoch_gives_every_rank_the_same_count(make_shard, files: Si
     ]
     source = WebDatasetShards([str(p) for p in uneven], samples_per_epoch=12)
     counts = [
-        len(list(StreamingTrainItems(source, skip_corrupt=False, rank=rank, world_size=2))) for rank in range(2)
+        len(list(StreamingTrainItems(source, skip_corrupt=False, rank=rank, world_size=2)))
+        for rank in range(2)
     ]
     assert counts == [6, 6]
 
@@ -115,4 +120,14 @@ def test_truncated_shard_is_reported_with_its_name(make_shard, files: SimpleName
     path.write_bytes(path.read_bytes()[: 2048 + 512 + 40])  # inside the second sample's image data
     items = list(WebDatasetShards(str(path)).iter_samples(None, shuffle=False))
     assert isinstance(items[-1], DataError)
-    assert "cannot read WebDataset shard" in str(items[-1]) and "cut.tar: unexpected end of data" in str(items[-1])
+    assert "cannot read WebDataset shard" in str(items[-1]) and "cut.tar: unexpected end of data" in str(
+        items[-1]
+    )
+
+
+def test_empty_shards_are_an_error_not_an_empty_epoch(make_shard) -> None:
+    path = make_shard("empty.tar", [])
+    with pytest.raises(DataError, match=r"empty\.tar'\] hold no samples"):
+        list(StreamingTrainItems(WebDatasetShards(str(path)), skip_corrupt=True))
+    with pytest.raises(DataError, match="hold no samples"):
+        list(StreamingTrainItems(WebDatasetShards(str(path), samples_per_epoch=4), skip_corrupt=True))

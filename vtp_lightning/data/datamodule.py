@@ -5,6 +5,11 @@ validation batches are ``{image, label, text}``; callbacks read evaluation subse
 :meth:`VTPDataModule.eval_dataset`, :meth:`VTPDataModule.class_names` and :meth:`VTPDataModule.tokenize`.
 Everything is built lazily, so the module works without a Trainer (tests and callbacks call it directly).
 
+Distributed training: for indexed sources Lightning swaps the shuffling sampler for a
+``DistributedSampler``; streaming sources split their shards over ranks and workers themselves
+(:mod:`vtp_lightning.data.sharding`). Unreadable samples fail with a :class:`DataError` naming the file,
+or with ``skip_corrupt`` are dropped and counted in ``batch["skipped"]`` (:mod:`vtp_lightning.data.collate`).
+
 Randomness: the train order and the augmentations follow the global seed (``seed_everything``) and
 PyTorch's per-worker seeding; ``seed`` only fixes the evaluation order.
 """
@@ -123,6 +128,12 @@ class VTPDataModule(LightningDataModule):
             raise ConfigError(f"color_jitter must be in [0, 1), got {color_jitter}")
         if val_limit is not None and val_limit < 1:
             raise ConfigError(f"val_limit must be positive or null, got {val_limit}")
+        for name, source in (("train", train), ("val", val)):
+            if source is not None and not isinstance(source, ImageTextSource):
+                raise ConfigError(
+                    f"{name} must be an ImageTextSource (e.g. vtp_lightning.data.ImageFolder), "
+                    f"got {type(source).__name__}"
+                )
         self._train_source, self._val_source = train, val
         self.image_size, self.patch_size = image_size, patch_size
         self.batch_size, self.ssl_batch_size = batch_size, ssl_batch_size

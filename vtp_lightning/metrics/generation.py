@@ -225,7 +225,7 @@ def train_latent_dit(
         _ema_update(ema, model, protocol.ema_decay_at(step))
         losses[step] = loss.detach()
         if report is not None:
-            report(step + 1, float(loss))
+            report(step + 1, loss.item())
     return ema, losses.tolist()
 
 

@@ -106,8 +106,12 @@ class WebDatasetShards(StreamingSource):
         stream: Iterator[Any] = islice(self._records(shards, shard_rng, endless), offset, None, stride)
         if rng is not None:
             stream = _shuffled(stream, self.shuffle_buffer, rng)
+        produced = 0
         for item in islice(stream, limit):
+            produced += 1
             yield item if isinstance(item, DataError) else self._decode(item)
+        if produced == 0 and stride == 1:
+            raise DataError(f"shards {shards[:3]} hold no samples; check the tar files")
 
     def _records(self, shards: list[str], rng: random.Random | None, endless: bool) -> Iterator[Any]:
         """Raw records (dicts of bytes) or DataErrors, shard after shard; ``endless`` loops forever."""
@@ -120,10 +124,8 @@ class WebDatasetShards(StreamingSource):
                 for record in self._shard_records(shard):
                     produced += 1
                     yield record
-            if not endless:
+            if not endless or produced == 0:
                 return
-            if produced == 0:
-                raise DataError(f"shards {shards[:3]}... hold no samples; check the tar files")
 
     def _shard_records(self, shard: str) -> Iterator[dict[str, Any] | DataError]:
         from webdataset.tariterators import tarfile_samples
@@ -136,7 +138,9 @@ class WebDatasetShards(StreamingSource):
                 return
             except Exception as exc:  # tarfile, gzip and I/O errors all mean "this shard is broken"
                 reason = exc.args[0] if exc.args else exc
-                yield DataError(f"cannot read WebDataset shard {shard}: {reason}; re-create or remove the shard")
+                yield DataError(
+                    f"cannot read WebDataset shard {shard}: {reason}; re-create or remove the shard"
+                )
                 return
             yield record
 

@@ -1,0 +1,163 @@
+"""What every evaluation callback shares: when to run, on which weights, and how results are recorded.
+
+An evaluation runs every ``every_n_steps`` optimiser steps and/or at the end of fit, on the frozen
+current weights (the model is put in eval mode under ``torch.no_grad`` and restored afterwards).
+
+Results are written straight to every logger at the current global step, together with the compute
+spent so far (``compute/*`` from :class:`callbacks.compute.ComputeAccounting` when present), so each
+row of ``metrics.csv`` says what the tokenizer scored *and* what it cost to get there. They are also
+put in ``trainer.callback_metrics`` (for the progress bar, checkpoint monitors and the summary).
+
+Under DDP every rank evaluates its shard of the data; features are gathered so every rank computes
+the same number, and only rank 0's loggers write it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from vtp_lightning.errors import ConfigError
+
+
+class EvaluationCallback(Callback):
+    """Base of the evaluation callbacks.
+
+    Args:
+        every_n_steps: evaluate every this many optimiser steps (null: only at the end of fit).
+        at_fit_end: evaluate once more when fit ends (skipped if the last step was just evaluated).
+        batch_size: images per forward pass during evaluation.
+    """
+
+    #: a short name used in messages and file names
+    name: str = "evaluation"
+
+    def __init__(self, every_n_steps: int | None = None, at_fit_end: bool = True, batch_size: int = 256) -> None:
+        super().__init__()
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ConfigError(f"{type(self).__name__}.every_n_steps must be positive or null, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self.at_fit_end = at_fit_end
+        self.batch_size = batch_size
+        self._last_evaluated_step = -1
+        self.last_results: dict[str, float] = {}
+        self.seconds_spent = 0.0
+
+    # ------------------------------------------------------------------ what subclasses implement
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        raise NotImplementedError
+
+    def applies_to(self, pl_module: pl.LightningModule) -> bool:
+        """Whether this evaluation makes sense for the module (e.g. zero-shot needs a text tower)."""
+        return True
+
+    # ------------------------------------------------------------------ scheduling
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
+            self.run(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.at_fit_end and trainer.global_step != self._last_evaluated_step:
+            self.run(trainer, pl_module)
+
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        """Evaluate now on frozen weights, record the results, restore the training mode."""
+        if not self.applies_to(pl_module):
+            return {}
+        start = time.perf_counter()
+        with frozen(pl_module):
+            results = self.evaluate(trainer, pl_module)
+        self.seconds_spent += time.perf_counter() - start
+        self._last_evaluated_step = trainer.global_step
+        self.last_results = dict(results)
+        record(trainer, pl_module, results)
+        return results
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_evaluated_step": self._last_evaluated_step, "seconds_spent": self.seconds_spent}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._last_evaluated_step = state_dict.get("last_evaluated_step", -1)
+        self.seconds_spent = state_dict.get("seconds_spent", 0.0)
+
+
+@contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients for the duration; the previous mode is restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was_training)
+
+
+def compute_columns(trainer: pl.Trainer) -> dict[str, float]:
+    """The cumulative compute totals of the run so far (empty without ComputeAccounting)."""
+    for callback in trainer.callbacks:
+        totals = getattr(callback, "compute_totals", None)
+        if callable(totals):
+            return totals()
+    return {}
+
+
+def record(trainer: pl.Trainer, pl_module: pl.LightningModule, results: dict[str, float]) -> None:
+    """Write results (plus compute so far) to every logger at the current step, once per run."""
+    if not results:
+        return
+    row = {**compute_columns(trainer), **results}
+    for logger in trainer.loggers:
+        logger.log_metrics(row, step=trainer.global_step)
+        logger.save()
+    for key, value in results.items():
+        trainer.callback_metrics[key] = torch.tensor(float(value))
+
+
+def run_directory(trainer: pl.Trainer) -> Path:
+    """Where evaluation artefacts (image grids, protocol JSON) go: the run's log dir."""
+    path = Path(trainer.log_dir or trainer.default_root_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def rank_shard(dataset: Dataset, trainer: pl.Trainer) -> Dataset:
+    """This rank's share of ``dataset``; shards are equal-sized so ``all_gather`` lines up."""
+    world, rank = trainer.world_size, trainer.global_rank
+    per_rank = len(dataset) // world
+    if per_rank == 0:
+        raise ConfigError(f"an evaluation set of {len(dataset)} images cannot be split over {world} ranks")
+    return Subset(dataset, range(rank * per_rank, (rank + 1) * per_rank))
+
+
+def iterate_images(
+    dataset: Dataset, trainer: pl.Trainer, device: torch.device, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of ``(images, labels)`` of this rank's shard, on ``device``."""
+    loader = DataLoader(rank_shard(dataset, trainer), batch_size=batch_size, shuffle=False, num_workers=0)
+    for batch in loader:
+        yield batch["image"].to(device), batch["label"].to(device)
+
+
+def gather(trainer: pl.Trainer, tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate equal-shaped per-rank tensors along dim 0 (identity on one process)."""
+    if trainer.world_size == 1:
+        return tensor
+    gathered = trainer.strategy.all_gather(tensor)
+    return gathered.reshape(-1, *tensor.shape[1:])
+
+
+def datamodule_of(trainer: pl.Trainer) -> Any:
+    datamodule = getattr(trainer, "datamodule", None)
+    if datamodule is None or not hasattr(datamodule, "eval_dataset"):
+        raise ConfigError("evaluation callbacks need a VTPDataModule (with eval_dataset) as the trainer's data")
+    return datamodule
