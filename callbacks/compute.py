@@ -139,7 +139,11 @@ class ComputeAccounting(pl.Callback):
     # -- exact snapshots next to evaluation rows -----------------------------------------------
 
     def snapshot(self) -> dict[str, torch.Tensor]:
-        """The cumulative totals as float64 tensors (float32 would round large FLOP counts)."""
+        """The cumulative totals as float64 CPU tensors.
+
+        float32 would round large FLOP counts; CPU because MPS has no float64, and on-step-only
+        values are never reduced on the device.
+        """
         values = {
             FLOPS_KEY: self.total_flops,
             SAMPLES_KEY: self.total_samples,

@@ -105,9 +105,9 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
 def compute_columns(trainer: pl.Trainer) -> dict[str, float]:
     """The cumulative compute totals of the run so far (empty without ComputeAccounting)."""
     for callback in trainer.callbacks:
-        totals = getattr(callback, "compute_totals", None)
-        if callable(totals):
-            return totals()
+        snapshot = getattr(callback, "snapshot", None)
+        if callable(snapshot) and type(callback).__name__ == "ComputeAccounting":
+            return {key: float(value) for key, value in snapshot().items()}
     return {}
 
 

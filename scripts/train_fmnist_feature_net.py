@@ -41,7 +41,9 @@ def augment(images: torch.Tensor, generator: torch.Generator, shift: int = 2) ->
 
 
 @torch.no_grad()
-def accuracy(net: FashionMNISTNet, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
+def accuracy(
+    net: FashionMNISTNet, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
+) -> float:
     net.eval()
     correct = sum(
         (net(images[i : i + batch_size]).argmax(1) == labels[i : i + batch_size]).sum().item()
@@ -70,7 +72,9 @@ def train(args: argparse.Namespace) -> tuple[FashionMNISTNet, float, float]:
         total_loss = 0.0
         for i in range(0, len(order), args.batch_size):
             index = order[i : i + args.batch_size]
-            loss = F.cross_entropy(net(augment(train_x[index], generator)), train_y[index], label_smoothing=0.1)
+            loss = F.cross_entropy(
+                net(augment(train_x[index], generator)), train_y[index], label_smoothing=0.1
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -82,7 +86,9 @@ def train(args: argparse.Namespace) -> tuple[FashionMNISTNet, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--epochs", type=int, default=20)

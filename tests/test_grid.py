@@ -208,15 +208,15 @@ def test_a_cell_another_process_is_training_is_left_alone(project: Path) -> None
 
 
 def test_extra_arguments_go_last_and_into_the_recorded_config(project: Path) -> None:
-    assert (
-        run_cell(project, "ae", "1", 0, "--extra", "--trainer.callbacks", "null", "--data.batch_size=8") == 0
-    )
+    extra = ["--trainer.callbacks", "null", "--data.batch_size=8", "--trainer.plugins+=my.Plugin"]
+    assert run_cell(project, "ae", "1", 0, "--extra", *extra) == 0
     (args,) = calls(project)
-    assert args[-3:] == ["--trainer.callbacks", "null", "--data.batch_size=8"]
+    assert args[-4:] == extra
     directory = project / "runs/g/ae/1x/seed0"
     resolved = yaml.safe_load((directory / "experiment_config.yaml").read_text())
     assert resolved["trainer"]["callbacks"] is None and resolved["data"]["batch_size"] == 8
-    assert json.loads((directory / "cell.json").read_text())["extra"] == args[-3:]
+    assert "plugins" not in resolved["trainer"]  # appends are only recorded in cell.json
+    assert json.loads((directory / "cell.json").read_text())["extra"] == extra
 
 
 def test_an_unknown_combination_is_a_clear_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -272,6 +272,32 @@ def test_grid_mk_and_the_runner_share_one_list_of_combinations() -> None:
 # -- end to end -------------------------------------------------------------------------------
 
 
+# The configs' own callbacks with evaluation sets shrunk so a micro grid runs in minutes on a CPU.
+# Only the test shrinks them: a real grid keeps the configs' fixed protocol in every cell.
+MICRO_CALLBACKS = [
+    {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"save_last": True, "save_top_k": 0},
+    },
+    {"class_path": "callbacks.compute.ComputeAccounting"},
+    {"class_path": "callbacks.ReconstructionEvaluation", "init_args": {"num_images": 64, "grid_images": 4}},
+    {
+        "class_path": "callbacks.LinearProbeEvaluation",
+        "init_args": {"train_images": 128, "eval_images": 64, "steps": 20},
+    },
+    {"class_path": "callbacks.ZeroShotEvaluation", "init_args": {"eval_images": 64}},
+    {
+        "class_path": "callbacks.GenerationEvaluation",
+        "init_args": {
+            "train_images": 128,
+            "reference_images": 64,
+            "grid_images": 4,
+            "protocol": {"train_steps": 5, "batch_size": 32, "sampling_steps": 2, "num_samples": 64},
+        },
+    },
+]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_micro_grid_trains_skips_on_rerun_and_reports(tmp_path: Path) -> None:
@@ -280,6 +306,7 @@ def test_micro_grid_trains_skips_on_rerun_and_reports(tmp_path: Path) -> None:
         pytest.skip("experiments/ae.yaml is not there yet")
     runs = tmp_path / "runs"
     extra = ["--trainer.log_every_n_steps", "1", "--trainer.accelerator", "cpu", "--data.num_workers", "0"]
+    extra += ["--trainer.callbacks", json.dumps(MICRO_CALLBACKS)]
 
     def run(combination: str, budget: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "vtp_lightning.grid", "run-cell", combination, budget, "0"]
@@ -299,13 +326,16 @@ def test_micro_grid_trains_skips_on_rerun_and_reports(tmp_path: Path) -> None:
     for combination in ("ae", "clip_ae"):
         for budget in ("1", "2"):
             result = run(combination, budget)
-            assert result.returncode == 0, result.stdout + result.stderr
             directory = runs / "micro" / combination / f"{budget}x" / "seed0"
+            log = (directory / "train.log").read_text(errors="replace")[-3000:] if directory.exists() else ""
+            assert result.returncode == 0, result.stdout + result.stderr + log
             for name in ("DONE", "metrics.csv", "config.yaml", "cell.json", "checkpoints/last.ckpt"):
                 assert (directory / name).is_file(), f"{directory}/{name}"
 
+    done = (runs / "micro/ae/1x/seed0/DONE").read_text()
     rerun = run("ae", "1")
     assert rerun.returncode == 0 and "already done" in rerun.stdout
+    assert (runs / "micro/ae/1x/seed0/DONE").read_text() == done
 
     report = subprocess.run(
         [sys.executable, "-m", "vtp_lightning.report.cli", str(runs / "micro")],
@@ -314,7 +344,16 @@ def test_micro_grid_trains_skips_on_rerun_and_reports(tmp_path: Path) -> None:
         text=True,
     )
     assert report.returncode == 0, report.stdout + report.stderr
-    results = (runs / "micro/report/results.md").read_text()
-    for row in ("| ae | 1x |", "| ae | 2x |", "| clip_ae | 1x |", "| clip_ae | 2x |"):
-        assert row in results
-    assert list((runs / "micro/report").glob("*.png"))
+    out = runs / "micro/report"
+    lines = (out / "results.md").read_text().splitlines()
+    rows = [line for c in ("ae", "clip_ae") for line in lines if line.startswith(f"| {c} |")]
+    assert [row.split(" | ")[1] for row in rows] == ["1x", "2x", "1x", "2x"]
+    flops = [float(row.split(" | ")[3]) for row in rows]  # measured: twice the steps, twice the FLOPs
+    assert [flops[1] / flops[0], flops[3] / flops[2]] == pytest.approx([2, 2], rel=1e-3)
+    figures = {path.stem for path in out.glob("*.png")}
+    assert figures == {
+        "generation_vs_flops",
+        "reconstruction_vs_generation",
+        "understanding_vs_generation",
+        "bars_at_2x",
+    }

@@ -15,13 +15,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from vtp_lightning.config_files import expand_config_args
 from vtp_lightning.data import VTPDataModule
-from vtp_lightning.errors import VTPError
+from vtp_lightning.errors import CheckpointError, VTPError
 from vtp_lightning.objectives.base import TokenizerModule
 
 
@@ -31,6 +32,37 @@ class VTPCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.image_size", "model.init_args.image_size")
         parser.link_arguments("data.patch_size", "model.init_args.patch_size")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        self._refuse_foreign_checkpoint()
+
+    def _refuse_foreign_checkpoint(self) -> None:
+        """Refuse ``--ckpt_path`` of another tokenizer class, before LightningCLI swaps the model.
+
+        When resuming, LightningCLI rebuilds the model from the checkpoint's own hyper-parameters,
+        class included, so an AE checkpoint given to the VTP config would silently resume the AE
+        and the module's own class check would never see the mismatch.
+        """
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        try:
+            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
+        except Exception:  # not a zip checkpoint: Lightning reports it with its own message
+            return
+        theirs = checkpoint.get("vtp_class") or checkpoint.get("hyper_parameters", {}).get("_class_path")
+        ours = config.get("model", {}).get("class_path")
+        if theirs and ours and theirs != ours:
+            raise CheckpointError(
+                f"the checkpoint {ckpt_path} holds a {theirs.rsplit('.', 1)[-1]} but this run builds a "
+                f"{ours.rsplit('.', 1)[-1]}; resume with the checkpoint's own config, or use "
+                "model.init_args.init_weights to start a new run from its matching modules"
+            )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         if kwargs.get("logger") in (None, True):
@@ -50,6 +82,19 @@ def _one_line(exc: BaseException) -> str:
     return message
 
 
+def _user_error(exc: BaseException) -> VTPError | None:
+    """The :class:`VTPError` behind ``exc``: jsonargparse re-raises errors of class instantiation
+    (e.g. a missing weights file) as a ``ValueError`` chained to the original."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, VTPError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     # We hand LightningCLI the argv with __base__ configs merged; that is intended, not a mistake.
@@ -63,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"parser_mode": "omegaconf"},
         )
-    except VTPError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+    except Exception as exc:
+        user_error = _user_error(exc)
+        if user_error is None:
+            raise
+        print(f"error: {_one_line(user_error)}", file=sys.stderr)
         return 2
     return 0
 

@@ -135,7 +135,10 @@ def base_steps_of(config_path: Path) -> int:
 
 
 def dotted_overrides(args: Sequence[str]) -> list[tuple[str, Any]]:
-    """``--a.b value`` / ``--a.b=value`` pairs of a LightningCLI argument list, values as YAML."""
+    """``--a.b value`` / ``--a.b=value`` pairs of a LightningCLI argument list, values as YAML.
+
+    Appends (``--a.b+=value``) and bare flags are left out: only ``cell.json`` records those.
+    """
     pairs: list[tuple[str, Any]] = []
     index = 0
     while index < len(args):
@@ -148,7 +151,8 @@ def dotted_overrides(args: Sequence[str]) -> list[tuple[str, Any]]:
         else:
             index += 1
             continue
-        pairs.append((key, yaml.safe_load(value)))
+        if not key.endswith("+"):
+            pairs.append((key, yaml.safe_load(value)))
         index += 1
     return pairs
 

@@ -11,7 +11,9 @@ import torch
 
 from vtp_lightning.metrics.fmnist_extractor import FashionMNISTFeatureExtractor
 
-EMBEDDED_NPZ = Path(__file__).resolve().parents[2] / "vtp_lightning" / "data" / "assets" / "fashion_mnist_slice.npz"
+EMBEDDED_NPZ = (
+    Path(__file__).resolve().parents[2] / "vtp_lightning" / "data" / "assets" / "fashion_mnist_slice.npz"
+)
 
 
 def images01_from_grey(grey_uint8: np.ndarray) -> torch.Tensor:

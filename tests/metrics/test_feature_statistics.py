@@ -17,14 +17,18 @@ def test_streaming_batches_equal_the_one_shot_statistics() -> None:
 
     assert streamed.num_samples == 1000
     torch.testing.assert_close(streamed.mean(), features.double().mean(0))
-    torch.testing.assert_close(streamed.covariance(), torch.from_numpy(np.cov(features.double().numpy(), rowvar=False)))
+    torch.testing.assert_close(
+        streamed.covariance(), torch.from_numpy(np.cov(features.double().numpy(), rowvar=False))
+    )
 
 
 def test_merging_two_halves_equals_the_whole() -> None:
     features = torch.randn(500, 8)
     whole = FeatureStatistics.from_features(features)
 
-    merged = FeatureStatistics.from_features(features[:200]).merge(FeatureStatistics.from_features(features[200:]))
+    merged = FeatureStatistics.from_features(features[:200]).merge(
+        FeatureStatistics.from_features(features[200:])
+    )
 
     assert merged.num_samples == whole.num_samples
     torch.testing.assert_close(merged.mean(), whole.mean())
@@ -34,7 +38,10 @@ def test_merging_two_halves_equals_the_whole() -> None:
 def test_all_reduce_sums_every_tensor_with_the_callers_reduce_fn() -> None:
     # Two ranks with disjoint shards; the "all-reduce" adds the other rank's tensors.
     features = torch.randn(300, 4)
-    rank0, rank1 = FeatureStatistics.from_features(features[:100]), FeatureStatistics.from_features(features[100:])
+    rank0, rank1 = (
+        FeatureStatistics.from_features(features[:100]),
+        FeatureStatistics.from_features(features[100:]),
+    )
     other = {id(t): u for t, u in zip(rank0.tensors().values(), rank1.tensors().values())}
 
     rank0.all_reduce(lambda tensor: tensor + other[id(tensor)])
@@ -59,3 +66,12 @@ def test_refuses_wrong_feature_sizes_and_too_few_samples() -> None:
     stats.update(torch.randn(1, 4))
     with pytest.raises(ValueError, match="at least 2 samples"):
         stats.covariance()
+
+
+def test_can_be_fed_inside_and_outside_inference_mode() -> None:
+    features = torch.randn(20, 3)
+    with torch.inference_mode():
+        stats = FeatureStatistics.from_features(features[:10])
+    stats.update(features[10:])
+
+    torch.testing.assert_close(stats.mean(), features.double().mean(0))

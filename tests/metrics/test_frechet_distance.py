@@ -26,7 +26,8 @@ def test_matches_an_independent_scipy_computation(dim: int) -> None:
     y = rng.normal(loc=0.3, size=(400, dim)) @ rng.normal(scale=0.5, size=(dim, dim))
 
     ours = frechet_distance_from_statistics(
-        FeatureStatistics.from_features(torch.from_numpy(x)), FeatureStatistics.from_features(torch.from_numpy(y))
+        FeatureStatistics.from_features(torch.from_numpy(x)),
+        FeatureStatistics.from_features(torch.from_numpy(y)),
     )
 
     assert ours == pytest.approx(scipy_frechet_distance(x, y), rel=1e-8)
@@ -41,7 +42,9 @@ def test_of_a_set_with_itself_is_zero() -> None:
 
 def test_is_symmetric_and_handles_singular_covariances() -> None:
     generator = torch.Generator().manual_seed(0)
-    low_rank_a = torch.randn(50, 3, generator=generator) @ torch.randn(3, 20, generator=generator)  # rank 3 in 20-d
+    low_rank_a = torch.randn(50, 3, generator=generator) @ torch.randn(
+        3, 20, generator=generator
+    )  # rank 3 in 20-d
     low_rank_b = torch.randn(50, 3, generator=generator) @ torch.randn(3, 20, generator=generator)
     a, b = FeatureStatistics.from_features(low_rank_a), FeatureStatistics.from_features(low_rank_b)
 

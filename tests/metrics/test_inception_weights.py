@@ -38,7 +38,9 @@ def expect_hash_of(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     monkeypatch.setattr(inception, "INCEPTION_SHA256_PREFIX", sha256_of_file(path)[:8])
 
 
-def test_loads_a_file_with_the_expected_hash_and_keys_and_gives_2048_features(made_weights, monkeypatch) -> None:
+def test_loads_a_file_with_the_expected_hash_and_keys_and_gives_2048_features(
+    made_weights, monkeypatch
+) -> None:
     good, _ = made_weights
     expect_hash_of(monkeypatch, good)
 
@@ -100,5 +102,7 @@ def test_without_a_file_says_which_setting_to_use_and_where_to_get_it(tmp_path, 
         InceptionFeatureExtractor()
 
     monkeypatch.setenv(INCEPTION_WEIGHTS_ENV, str(tmp_path / "absent.pth"))
-    with pytest.raises(WeightsError, match=r"absent.pth \(from env VTP_INCEPTION_WEIGHTS\) does not exist.*6726825d"):
+    with pytest.raises(
+        WeightsError, match=r"absent.pth \(from env VTP_INCEPTION_WEIGHTS\) does not exist.*6726825d"
+    ):
         InceptionFeatureExtractor()

@@ -59,7 +59,9 @@ def test_any_change_of_data_count_size_or_weights_is_a_miss(tmp_path: Path) -> N
     cached_reference_statistics(extractor, "toy:val", real_batches, 40, 8, cache_dir=tmp_path)
     for data_id, num_images, image_size in [("toy:train", 40, 8), ("toy:val", 30, 8), ("toy:val", 40, 16)]:
         before = extractor.calls
-        cached_reference_statistics(extractor, data_id, real_batches, num_images, image_size, cache_dir=tmp_path)
+        cached_reference_statistics(
+            extractor, data_id, real_batches, num_images, image_size, cache_dir=tmp_path
+        )
         assert extractor.calls > before, (data_id, num_images, image_size)
 
     retrained = CountingExtractor()

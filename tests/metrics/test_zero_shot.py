@@ -44,7 +44,9 @@ def test_picks_the_class_whose_text_matches_the_image() -> None:
     class_directions, encode_text = fake_text_tower()
     classifier = build_zero_shot_classifier(encode_text, CLASS_NAMES)
     labels = torch.arange(len(CLASS_NAMES)).repeat(20)
-    images = 3.0 * class_directions[labels] + 0.2 * torch.randn(len(labels), DIM, generator=torch.Generator().manual_seed(1))
+    images = 3.0 * class_directions[labels] + 0.2 * torch.randn(
+        len(labels), DIM, generator=torch.Generator().manual_seed(1)
+    )
 
     assert zero_shot_top1(images, classifier, labels) == 1.0
     assert zero_shot_top1(images, classifier, (labels + 1) % len(CLASS_NAMES)) == 0.0

@@ -45,11 +45,14 @@ class FeatureStatistics:
     def update(self, features: torch.Tensor) -> None:
         """Add a batch of features ``(B, D)``."""
         if features.ndim != 2 or features.shape[1] != self.feature_dim:
-            raise ValueError(f"expected features of shape (B, {self.feature_dim}), got {tuple(features.shape)}")
+            raise ValueError(
+                f"expected features of shape (B, {self.feature_dim}), got {tuple(features.shape)}"
+            )
         x = features.detach().to(device=self.feature_sum.device, dtype=torch.float64)
-        self.feature_sum += x.sum(dim=0)
-        self.outer_sum += x.T @ x
-        self.count += x.shape[0]
+        # Out of place, so statistics made under inference mode can be updated outside it and back.
+        self.feature_sum = self.feature_sum + x.sum(dim=0)
+        self.outer_sum = self.outer_sum + x.T @ x
+        self.count = self.count + x.shape[0]
 
     def merge(self, other: FeatureStatistics) -> FeatureStatistics:
         """Statistics of the union of both sets (neither input is changed)."""

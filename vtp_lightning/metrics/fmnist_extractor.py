@@ -47,7 +47,9 @@ def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             metadata = f.metadata() or {}
         return load_file(str(path)), metadata
     except (SafetensorError, OSError) as error:
-        raise WeightsError(f"fmnist feature-net weights {path} are not a readable safetensors file: {error}") from error
+        raise WeightsError(
+            f"fmnist feature-net weights {path} are not a readable safetensors file: {error}"
+        ) from error
 
 
 class FashionMNISTFeatureExtractor(FeatureExtractor):

@@ -12,7 +12,9 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 def _check_pair(pred01: torch.Tensor, target01: torch.Tensor) -> None:
     if pred01.shape != target01.shape or pred01.ndim != 4:
-        raise ValueError(f"need two (B, C, H, W) batches of equal shape, got {tuple(pred01.shape)}, {tuple(target01.shape)}")
+        raise ValueError(
+            f"need two (B, C, H, W) batches of equal shape, got {tuple(pred01.shape)}, {tuple(target01.shape)}"
+        )
 
 
 def psnr_per_image(pred01: torch.Tensor, target01: torch.Tensor) -> torch.Tensor:
@@ -26,4 +28,6 @@ def psnr_per_image(pred01: torch.Tensor, target01: torch.Tensor) -> torch.Tensor
 def ssim_per_image(pred01: torch.Tensor, target01: torch.Tensor) -> torch.Tensor:
     """SSIM (11x11 Gaussian window, sigma 1.5) of each image pair ``(B,)``, for images in ``[0, 1]``."""
     _check_pair(pred01, target01)
-    return structural_similarity_index_measure(pred01.float(), target01.float(), data_range=1.0, reduction="none")
+    return structural_similarity_index_measure(
+        pred01.float(), target01.float(), data_range=1.0, reduction="none"
+    )

@@ -29,9 +29,7 @@ from vtp_lightning.metrics.file_hash import sha256_of_file
 
 INCEPTION_WEIGHTS_ENV = "VTP_INCEPTION_WEIGHTS"
 INCEPTION_SHA256_PREFIX = "6726825d"
-INCEPTION_WEIGHTS_URL = (
-    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
-)
+INCEPTION_WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_FEATURE_DIM = 2048
 
 _WHERE_TO_GET = (
@@ -50,7 +48,9 @@ class _KeyMismatch(Exception):
 class _CheckedInceptionV3(FeatureExtractorInceptionV3):
     """torch-fidelity's network whose weight loading names missing and unexpected keys."""
 
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
+    def load_state_dict(
+        self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False
+    ):
         result = super().load_state_dict(state_dict, strict=False, assign=assign)
         if result.missing_keys or result.unexpected_keys:
             raise _KeyMismatch(list(result.missing_keys), list(result.unexpected_keys))
@@ -84,7 +84,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:
-        raise WeightsError(f"Inception weights file {path} cannot be read as a PyTorch state dict: {error}") from error
+        raise WeightsError(
+            f"Inception weights file {path} cannot be read as a PyTorch state dict: {error}"
+        ) from error
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"Inception weights file {path} does not hold a state dict of tensors")
     return dict(state)
@@ -111,7 +113,9 @@ def load_inception_network(path: Path) -> FeatureExtractorInceptionV3:
             f"{_describe(mismatch.missing)}, unexpected keys {_describe(mismatch.unexpected)}"
         ) from None
     except RuntimeError as error:
-        raise WeightsError(f"Inception weights file {path} does not fit torch-fidelity's InceptionV3: {error}") from None
+        raise WeightsError(
+            f"Inception weights file {path} does not fit torch-fidelity's InceptionV3: {error}"
+        ) from None
 
 
 class InceptionFeatureExtractor(FeatureExtractor):

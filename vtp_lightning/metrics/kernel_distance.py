@@ -44,10 +44,14 @@ def kernel_distance(
     """KID-style distance between feature sets ``(N_a, D)`` and ``(N_b, D)``, computed in float64.
 
     ``subset_size`` is capped by the smaller set; subsets are drawn without replacement with a
-    fixed ``seed`` so repeated evaluations are comparable.
+    fixed ``seed`` so repeated evaluations are comparable. Two samples of one distribution score
+    about 0; a set compared with itself scores slightly below 0 (order ``1/subset_size``), because
+    a point drawn into both subsets adds its ``k(x, x)`` to the cross term.
     """
     if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
-        raise ValueError(f"need (N, D) features of equal D, got {tuple(features_a.shape)}, {tuple(features_b.shape)}")
+        raise ValueError(
+            f"need (N, D) features of equal D, got {tuple(features_a.shape)}, {tuple(features_b.shape)}"
+        )
     size = min(subset_size, features_a.shape[0], features_b.shape[0])
     if size < 2:
         raise ValueError("kernel distance needs at least 2 samples in each set")

@@ -62,7 +62,9 @@ class ReferenceStatisticsKey:
 
 
 @torch.no_grad()
-def compute_feature_statistics(extractor: FeatureExtractor, batches: Iterable[torch.Tensor]) -> FeatureStatistics:
+def compute_feature_statistics(
+    extractor: FeatureExtractor, batches: Iterable[torch.Tensor]
+) -> FeatureStatistics:
     """Statistics of the extractor's features over batches of ``[0, 1]`` images."""
     device = next(extractor.parameters()).device
     stats = FeatureStatistics(extractor.feature_dim, device=device)

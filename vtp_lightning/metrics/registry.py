@@ -24,5 +24,7 @@ def build_feature_extractor(name: str, weights: str | Path | None = None) -> Fea
     """``"inception"`` (needs a weights file, argument or ``VTP_INCEPTION_WEIGHTS``) or ``"fmnist"``
     (weights ship with the package; ``weights`` overrides them)."""
     if name not in _EXTRACTORS:
-        raise ConfigError(f"unknown feature extractor {name!r}; choose one of {available_feature_extractors()}")
+        raise ConfigError(
+            f"unknown feature extractor {name!r}; choose one of {available_feature_extractors()}"
+        )
     return _EXTRACTORS[name](weights)

@@ -64,7 +64,9 @@ class ViTEncoder(nn.Module):
         c = config
         self.patch_embed = nn.Conv2d(3, c.width, kernel_size=c.patch_size, stride=c.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.width))
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, c.width))
+        # Only masked image modeling uses the mask token, so it is frozen until MIM unfreezes it: a
+        # trainable parameter that gets no gradient would break DDP (find_unused_parameters=False).
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, c.width), requires_grad=False)
         if c.pos_embed == "absolute":
             self.pos_embed = nn.Parameter(torch.zeros(1, c.grid * c.grid, c.width))
             nn.init.trunc_normal_(self.pos_embed, std=0.02)

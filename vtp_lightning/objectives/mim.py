@@ -32,8 +32,9 @@ class MIMMixin(SSLViewsMixin):
         self.mim_target = mim_target
         self.add_objective("mim", mim_weight, self._mim_objective)
         self.ibot_loss_fn = IBOTPatchLoss()
+        # The encoder's mask token is frozen unless a masked-modeling objective trains it.
+        self.encoder.mask_token.requires_grad_(mim_weight > 0)
         if mim_weight <= 0:
-            self.encoder.mask_token.requires_grad_(False)
             return
         if mim_target == "teacher":
             self.require_ssl_head()

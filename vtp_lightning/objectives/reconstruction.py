@@ -95,6 +95,10 @@ class ReconstructionMixin:
             self.discriminator = PatchDiscriminator(disc_channels, disc_layers)
         elif self.rec_stage != 1:
             raise ConfigError(f"stage must be 1 or 2, got {stage}")
+        elif rec_weight <= 0:
+            # Switched off: freeze what only reconstruction trains (no unused trainable parameters).
+            self.decoder.requires_grad_(False)
+            self.bottleneck.requires_grad_(False)
 
     # ------------------------------------------------------------------ shared pieces
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

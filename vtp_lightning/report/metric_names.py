@@ -60,6 +60,8 @@ def lower_is_better(name: str) -> bool | None:
         return True
     if name.endswith(("top1", "top5", "acc", "accuracy")):
         return False
+    if name.endswith("loss"):
+        return True
     return None
 
 

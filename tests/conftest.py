@@ -1,0 +1,134 @@
+"""Shared by the CLI tests: command lines that shrink a shipped experiment config to a few CPU steps."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vtp_lightning.config_files import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "experiments"
+
+
+def _import_the_real_callbacks_package() -> None:
+    """pytest puts ``tests/`` on ``sys.path``, where ``tests/callbacks/`` (no ``__init__.py``) would be
+    imported as an empty namespace package named ``callbacks``, hiding the project's ``callbacks``
+    package from the CLI's ``class_path: callbacks.X``. Import the real one before any test does."""
+    here = Path(__file__).resolve().parent
+    module = sys.modules.get("callbacks")
+    if module is not None and getattr(module, "__file__", None):
+        return
+    sys.modules.pop("callbacks", None)
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    try:
+        importlib.import_module("callbacks")
+    finally:
+        sys.path[:] = saved
+
+
+_import_the_real_callbacks_package()
+
+# Model options that make any composition tiny; each is applied only where the class accepts it.
+SHRINK_MODEL: dict[str, Any] = {
+    "encoder_width": 32,
+    "encoder_depth": 1,
+    "encoder_heads": 2,
+    "num_prototypes": 16,
+    "head_hidden_dim": 16,
+    "head_bottleneck_dim": 8,
+    "embed_dim": 16,
+    "text_width": 16,
+    "text_layers": 1,
+    "text_heads": 2,
+    "decoder_depth": 1,
+}
+
+
+def import_path(class_path: str) -> Any:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def init_parameters(cls: type) -> set[str]:
+    """Every keyword the class accepts through its ``__init__`` chain (mixins pass ``**kwargs`` up)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names |= set(inspect.signature(klass.__init__).parameters)
+    return names - {"self", "args", "kwargs"}
+
+
+def quiet_callbacks(callbacks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The config's callbacks with every scheduled evaluation switched off (still built and validated).
+
+    Evaluation callbacks (anything taking ``every_n_steps`` and ``at_fit_end``) would evaluate
+    thousands of images at the end of fit; a two-step smoke run only checks that they are built.
+    """
+    out = []
+    for entry in callbacks:
+        entry = json.loads(json.dumps(entry))
+        params = init_parameters(import_path(entry["class_path"]))
+        if {"every_n_steps", "at_fit_end"} <= params:
+            entry.setdefault("init_args", {}).update(every_n_steps=None, at_fit_end=False)
+        out.append(entry)
+    return out
+
+
+def shrunk_args(
+    config: Path, root: Path, max_steps: int = 2, checkpoint_every: int | None = None, **overrides: Any
+) -> list[str]:
+    """``fit`` arguments that run ``config`` for ``max_steps`` tiny CPU steps, logging into ``root``.
+
+    ``checkpoint_every`` makes the config's ModelCheckpoint keep a checkpoint every that many steps.
+
+    Trainer hardware, image size and data sources are forced to the CPU defaults (so the GPU
+    ``scale/`` presets run too); model options shrink only where the config's class accepts them.
+    """
+    merged = load_config(config)
+    data = merged.get("data", {})
+    accepted = init_parameters(import_path(merged["model"]["class_path"]))
+    args = ["fit", "--config", str(config)]
+    args += ["--trainer.max_steps", str(max_steps), "--trainer.default_root_dir", str(root)]
+    args += ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1"]
+    args += ["--trainer.strategy", "auto", "--trainer.precision", "32-true"]
+    args += ["--trainer.val_check_interval", "2", "--trainer.log_every_n_steps", "1"]
+    # not 1: jsonargparse reads Trainer's `float | int` as the float 1.0, which Lightning takes as 100%
+    args += ["--trainer.limit_val_batches", "2"]
+    args += ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    args += ["--data.image_size", "16", "--data.patch_size", "4", "--data.batch_size", "8"]
+    args += ["--data.num_workers", "0", "--data.val_limit", "8"]
+    for source in ("train", "val"):
+        if data.get(source) is not None:  # e.g. WebDataset shards on a cluster: use the embedded data
+            args += [f"--data.{source}", "null"]
+    if data.get("local_crop_size") is not None:
+        args += ["--data.local_crop_size", "null"]
+    if data.get("ssl_batch_size") != 0:
+        args += ["--data.ssl_batch_size", "4", "--data.num_local_crops", "2"]
+    for key, value in SHRINK_MODEL.items():
+        if key in accepted:
+            args += [f"--model.init_args.{key}", str(value)]
+    callbacks = quiet_callbacks(merged.get("trainer", {}).get("callbacks") or [])
+    if checkpoint_every is not None:
+        for entry in callbacks:
+            if entry["class_path"].endswith(".ModelCheckpoint"):
+                entry.setdefault("init_args", {}).update(every_n_train_steps=checkpoint_every, save_top_k=-1)
+    if callbacks:
+        args += ["--trainer.callbacks", json.dumps(callbacks)]
+    for key, value in overrides.items():
+        args += [f"--{key}", str(value)]
+    return args
+
+
+@pytest.fixture(scope="session")
+def shrunk_cli_args() -> Callable[..., list[str]]:
+    """``shrunk_cli_args(config, root, max_steps=2, **{"trainer.x": value})``: see :func:`shrunk_args`."""
+    return shrunk_args
