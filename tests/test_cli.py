@@ -14,8 +14,9 @@ import torch
 import yaml
 
 from vtp_lightning.cli import main
+from vtp_lightning.errors import CheckpointError, WeightsError
 from vtp_lightning.objectives.schedules import cosine_ramp, linear_warmup
-from vtp_lightning.tokenizer import VTPTokenizer
+from vtp_lightning.tokenizer import AETokenizer, CLIPAETokenizer, DINOAETokenizer, VTPTokenizer
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 VTP_CONFIG = EXPERIMENTS / "clip_ssl_ae.yaml"
@@ -109,7 +110,9 @@ def test_a_resumed_run_continues_exactly_where_its_checkpoint_left_off(
     for key, value in straight_end["teacher"].items():
         torch.testing.assert_close(resumed_end["teacher"][key], value, rtol=1e-5, atol=1e-7, msg=key)
     for name in ("dino", "ibot"):
-        torch.testing.assert_close(resumed_end["centres"][name], straight_end["centres"][name], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            resumed_end["centres"][name], straight_end["centres"][name], rtol=1e-5, atol=1e-6
+        )
 
 
 # ------------------------------------------------------------------------------------ bad input
@@ -122,7 +125,9 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ae_checkpoint(tmp_path_factory: pytest.TempPathFactory, shrunk_cli_args: Callable[..., list[str]]) -> Path:
+def ae_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory, shrunk_cli_args: Callable[..., list[str]]
+) -> Path:
     """A real one-step checkpoint of the reconstruction-only tokenizer (encoder width 32)."""
     root = tmp_path_factory.mktemp("ae_run")
     assert main(shrunk_cli_args(AE_CONFIG, root, max_steps=1)) == 0
@@ -153,7 +158,10 @@ def test_an_unknown_config_key_exits_with_one_error_naming_the_key(
 
 
 def test_resuming_another_models_checkpoint_prints_one_error_naming_both_classes(
-    ae_checkpoint: Path, tmp_path: Path, shrunk_cli_args: Callable[..., list[str]], capsys: pytest.CaptureFixture[str]
+    ae_checkpoint: Path,
+    tmp_path: Path,
+    shrunk_cli_args: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     code = main(shrunk_cli_args(VTP_CONFIG, tmp_path, max_steps=2, ckpt_path=ae_checkpoint))
     assert code == 2
@@ -163,18 +171,22 @@ def test_resuming_another_models_checkpoint_prints_one_error_naming_both_classes
 
 
 def test_init_weights_of_a_different_width_is_a_checkpoint_error_naming_the_tensor(
-    ae_checkpoint: Path, tmp_path: Path, shrunk_cli_args: Callable[..., list[str]], capsys: pytest.CaptureFixture[str]
+    ae_checkpoint: Path,
+    tmp_path: Path,
+    shrunk_cli_args: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from vtp_lightning.errors import CheckpointError
-    from vtp_lightning.tokenizer import AETokenizer
-
     wider = AETokenizer(encoder_width=48, encoder_depth=1, encoder_heads=2, latent_dim=16, decoder_depth=1)
-    with pytest.raises(CheckpointError, match=r"encoder\.cls_token is \(1, 1, 32\) there but \(1, 1, 48\) here"):
+    with pytest.raises(
+        CheckpointError, match=r"encoder\.cls_token is \(1, 1, 32\) there but \(1, 1, 48\) here"
+    ):
         wider.load_matching_weights(ae_checkpoint)
 
     # through the CLI: one error line, exit code 2, before any step is taken
     args = shrunk_cli_args(
-        VTP_CONFIG, tmp_path, **{"model.init_args.init_weights": ae_checkpoint, "model.init_args.encoder_width": 48}
+        VTP_CONFIG,
+        tmp_path,
+        **{"model.init_args.init_weights": ae_checkpoint, "model.init_args.encoder_width": 48},
     )
     assert main(args) == 2
     (error,) = _error_lines(capsys.readouterr().err)
@@ -185,8 +197,6 @@ def test_init_weights_of_a_different_width_is_a_checkpoint_error_naming_the_tens
 def test_init_weights_from_a_matching_checkpoint_loads_the_shared_modules_and_reseeds_the_teacher(
     ae_checkpoint: Path,
 ) -> None:
-    from vtp_lightning.tokenizer import DINOAETokenizer
-
     model = DINOAETokenizer(
         encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=16, decoder_depth=1,
         num_prototypes=16, head_hidden_dim=16, head_bottleneck_dim=8,
@@ -202,18 +212,19 @@ def test_init_weights_from_a_matching_checkpoint_loads_the_shared_modules_and_re
 def test_a_missing_weights_file_is_a_weights_error_naming_the_path(
     option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vtp_lightning.errors import WeightsError
-    from vtp_lightning.tokenizer import CLIPAETokenizer
-
     missing = tmp_path / "nowhere" / f"{option}.safetensors"
-    tiny = dict(encoder_width=32, encoder_depth=1, encoder_heads=2, text_width=16, text_layers=1, text_heads=2)
+    tiny = dict(
+        encoder_width=32, encoder_depth=1, encoder_heads=2, text_width=16, text_layers=1, text_heads=2
+    )
     with pytest.raises(WeightsError, match=str(missing)):
         CLIPAETokenizer(**tiny, **{option: str(missing)})
 
-    code = main(["fit", "--config", str(CLIP_CONFIG), f"--model.init_args.{option}", str(missing)])
+    args = ["fit", "--config", str(CLIP_CONFIG), "--trainer.default_root_dir", str(tmp_path / "run")]
+    code = main([*args, f"--model.init_args.{option}", str(missing)])
     assert code == 2
     (error,) = _error_lines(capsys.readouterr().err)
     assert str(missing) in error
+    assert not (tmp_path / "run").exists()
 
 
 # ------------------------------------------------------------------------ the installed command
@@ -232,7 +243,9 @@ def test_lightning_fit_help_lists_model_data_and_trainer_options(tmp_path: Path)
 
 
 def test_lightning_print_config_shows_the_merged_config_without_training(tmp_path: Path) -> None:
-    result = _run("fit", "--config", str(VTP_CONFIG), "--trainer.max_steps", "7", "--print_config", cwd=tmp_path)
+    result = _run(
+        "fit", "--config", str(VTP_CONFIG), "--trainer.max_steps", "7", "--print_config", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     printed = yaml.safe_load(result.stdout)
     assert printed["model"]["class_path"] == "vtp_lightning.tokenizer.VTPTokenizer"

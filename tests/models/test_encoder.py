@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vtp_lightning.errors import ConfigError
 from vtp_lightning.models.autoencoder import VTPAutoencoder
 from vtp_lightning.models.blocks import Attention, Block
 from vtp_lightning.models.decoder import PixelDecoder
 from vtp_lightning.models.rope import Rope2D, apply_rope
 from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
+from vtp_lightning.objectives import TokenizerModule
 from vtp_lightning.tokenizer import AETokenizer, CLIPAETokenizer
 
 pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off")
@@ -39,7 +41,13 @@ def test_encoder_returns_normed_cls_and_one_token_per_patch(height: int, width: 
 def test_tokenizer_encode_gives_d_by_s_over_p_latents_and_decode_inverts_the_shape() -> None:
     torch.manual_seed(0)
     model = AETokenizer(
-        encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=32, patch_size=8, latent_dim=12, decoder_depth=1
+        encoder_width=32,
+        encoder_depth=1,
+        encoder_heads=2,
+        image_size=32,
+        patch_size=8,
+        latent_dim=12,
+        decoder_depth=1,
     )
     images = _images(2, 32, 32)
     latents = model.encode(images)
@@ -78,16 +86,21 @@ def test_pixel_decoder_output_is_pixel_shuffled_patches_with_no_tanh() -> None:
 
 
 def test_a_model_without_a_decoder_refuses_to_decode() -> None:
-    from vtp_lightning.errors import ConfigError
-
     torch.manual_seed(0)
     model = CLIPAETokenizer(
-        encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=16, latent_dim=4, rec_weight=0.0,
-        embed_dim=8, text_width=8, text_layers=1, text_heads=2, decoder_depth=1,
+        encoder_width=32,
+        encoder_depth=1,
+        encoder_heads=2,
+        image_size=16,
+        latent_dim=4,
+        rec_weight=0.0,
+        embed_dim=8,
+        text_width=8,
+        text_layers=1,
+        text_heads=2,
+        decoder_depth=1,
     )
     assert model.decode(model.encode(_images())).shape == (2, 3, 16, 16)  # the rec mixin still has one
-    from vtp_lightning.objectives import TokenizerModule
-
     bare = TokenizerModule(encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=16, latent_dim=4)
     with pytest.raises(ConfigError, match="no pixel decoder"):
         bare.decode(torch.zeros(1, 4, 4, 4))
@@ -95,7 +108,9 @@ def test_a_model_without_a_decoder_refuses_to_decode() -> None:
 
 # ----------------------------------------------------------------------------------------- masks
 def test_masked_patches_become_the_mask_token_before_the_blocks() -> None:
-    encoder = _encoder(ViTConfig(width=32, depth=0, heads=2, patch_size=4, image_size=16))  # embed + norm only
+    encoder = _encoder(
+        ViTConfig(width=32, depth=0, heads=2, patch_size=4, image_size=16)
+    )  # embed + norm only
     images = _images(2)
     masks = torch.zeros(2, 4, 4, dtype=torch.bool)
     masks[0, 1, 2] = masks[1, 3, 0] = True
@@ -137,7 +152,11 @@ def test_rope_scores_depend_only_on_the_relative_2d_offset() -> None:
     def score(qy: int, qx: int, ky: int, kx: int) -> float:
         return float(q[qy * w + qx] @ k[ky * w + kx])
 
-    for (qy, qx, ky, kx), (dy, dx) in [((0, 0, 2, 3), (4, 1)), ((5, 1, 1, 6), (-1, 1)), ((3, 3, 3, 3), (2, -3))]:
+    for (qy, qx, ky, kx), (dy, dx) in [
+        ((0, 0, 2, 3), (4, 1)),
+        ((5, 1, 1, 6), (-1, 1)),
+        ((3, 3, 3, 3), (2, -3)),
+    ]:
         assert score(qy, qx, ky, kx) == pytest.approx(score(qy + dy, qx + dx, ky + dy, kx + dx), abs=1e-9)
     # ...and the score really changes with the offset, in both axes.
     assert score(0, 0, 0, 1) != pytest.approx(score(0, 0, 0, 2), abs=1e-6)

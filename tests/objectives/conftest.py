@@ -23,7 +23,12 @@ EOT_TOKEN = 49407  # the highest id: the text tower pools at the argmax token
 def tiny_kwargs(cls: type[TokenizerModule]) -> dict[str, Any]:
     """Constructor arguments that make any composition small enough for a CPU unit test."""
     kwargs: dict[str, Any] = dict(
-        encoder_width=32, encoder_depth=2, encoder_heads=2, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, latent_dim=8
+        encoder_width=32,
+        encoder_depth=2,
+        encoder_heads=2,
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        latent_dim=8,
     )
     if issubclass(cls, ContrastiveMixin):
         kwargs.update(embed_dim=16, text_width=16, text_layers=1, text_heads=2, text_context_length=CONTEXT)

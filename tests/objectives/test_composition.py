@@ -13,6 +13,7 @@ import torch
 from jsonargparse import ArgumentParser
 from torch.utils.data import DataLoader
 
+from vtp_lightning.errors import ConfigError
 from vtp_lightning.objectives import ObjectiveOutput, ReconstructionMixin, TokenizerModule
 from vtp_lightning.tokenizer import TOKENIZERS, AETokenizer, SSLAETokenizer, VTPTokenizer
 
@@ -132,7 +133,9 @@ def test_a_fifth_objective_is_built_from_the_cli_config_and_registered() -> None
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(LatentNormAETokenizer, "model")
     args = ["--model.latent_norm_weight", "0.5"]
-    tiny = dict(encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=16, latent_dim=8, decoder_depth=1)
+    tiny = dict(
+        encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=16, latent_dim=8, decoder_depth=1
+    )
     for key, value in tiny.items():
         args += [f"--model.{key}", str(value)]
     model = parser.instantiate_classes(parser.parse_args(args)).model
@@ -168,9 +171,9 @@ def test_a_fifth_objective_with_weight_0_is_neither_computed_nor_logged(
     torch.testing.assert_close(metrics["train/loss"], 0.1 * metrics["train/loss_rec"])
 
 
-def test_two_mixins_registering_the_same_objective_name_is_refused(make_tokenizer: Callable[..., Any]) -> None:
-    from vtp_lightning.errors import ConfigError
-
+def test_two_mixins_registering_the_same_objective_name_is_refused(
+    make_tokenizer: Callable[..., Any],
+) -> None:
     class Twice(LatentNormMixin, AETokenizer):
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(latent_norm_weight=1.0, **kwargs)
@@ -224,7 +227,9 @@ def test_rec_weight_0_switches_reconstruction_off_and_freezes_the_decoder(
     assert _frozen(model.decoder)
 
 
-def test_both_ssl_weights_0_build_no_head_and_no_teacher(make_tokenizer: Callable[..., TokenizerModule]) -> None:
+def test_both_ssl_weights_0_build_no_head_and_no_teacher(
+    make_tokenizer: Callable[..., TokenizerModule],
+) -> None:
     model = make_tokenizer(SSLAETokenizer, dino_weight=0.0, mim_weight=0.0)
     assert not hasattr(model, "ssl_head")
     assert len(model.teacher) == 0
@@ -247,8 +252,6 @@ def test_a_switched_off_objective_is_not_logged_and_leaves_no_unused_trainable_p
 def test_every_objective_at_weight_0_is_a_config_error_at_the_first_step(
     make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict]
 ) -> None:
-    from vtp_lightning.errors import ConfigError
-
     model = make_tokenizer(AETokenizer, rec_weight=0.0)
     with pytest.raises(ConfigError, match="weight 0"):
         _fit_one_step(model, make_batch())

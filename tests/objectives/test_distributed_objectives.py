@@ -132,7 +132,9 @@ def test_contrastive_loss_and_gradients_on_2_ranks_equal_one_process_with_the_wh
         torch.testing.assert_close(ddp_average, full_grads[param])
 
 
-def test_dino_centre_is_the_same_on_both_ranks_and_equals_the_single_process_centre(ranks: list[dict]) -> None:
+def test_dino_centre_is_the_same_on_both_ranks_and_equals_the_single_process_centre(
+    ranks: list[dict],
+) -> None:
     data = _inputs()
     single = _targets(data["teacher_logits"], data["old_center"])
     expected_center = 0.7 * data["old_center"] + 0.3 * data["teacher_logits"].mean(0, keepdim=True)

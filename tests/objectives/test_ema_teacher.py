@@ -29,7 +29,11 @@ def _teacher_params(model: TokenizerModule) -> dict[str, torch.Tensor]:
 
 def _student_twins(model: TokenizerModule) -> dict[str, torch.Tensor]:
     """The student parameter behind every teacher parameter name."""
-    return {f"{name}.{k}": v.detach().clone() for name in model.teacher for k, v in getattr(model, name).named_parameters()}
+    return {
+        f"{name}.{k}": v.detach().clone()
+        for name in model.teacher
+        for k, v in getattr(model, name).named_parameters()
+    }
 
 
 @pytest.mark.parametrize("cls", [DINOAETokenizer, SSLAETokenizer, VTPTokenizer])
@@ -54,7 +58,9 @@ def test_a_tokenizer_without_self_distillation_has_no_teacher(make_tokenizer: Ca
 
 def test_teacher_parameters_are_not_given_to_the_optimizer(make_tokenizer: Callable[..., Any]) -> None:
     model = make_tokenizer(DINOAETokenizer)
-    optimised = {id(p) for group in model.configure_optimizers()["optimizer"].param_groups for p in group["params"]}
+    optimised = {
+        id(p) for group in model.configure_optimizers()["optimizer"].param_groups for p in group["params"]
+    }
     assert not optimised & {id(p) for p in model.teacher.parameters()}
     assert {id(p) for p in model.encoder.parameters() if p.requires_grad} <= optimised
 

@@ -28,6 +28,7 @@ _FIXED: dict[str, tuple[str, bool | None]] = {
     "eval/probe_cls_top1": ("linear probe top-1 (CLS features)", False),
     "eval/probe_latent_top1": ("linear probe top-1 (bottleneck latent)", False),
     "eval/zeroshot_top1": ("zero-shot top-1 (CLIP text tower)", False),
+    "eval/gen_dit_loss": ("gFID-protocol DiT final loss", True),
     FLOPS: ("training FLOPs (measured, cumulative)", None),
     SAMPLES: ("training samples seen", None),
     WALL_TIME: ("training wall time (s)", None),
