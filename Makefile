@@ -46,8 +46,14 @@ clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: help install demo test test-slow test-all lint format clean
+.PHONY: help install demo test test-slow test-all lint format clean bench embedded-data
 
 embedded-data: install ## rebuild the embedded Fashion-MNIST slice from Debian's dataset-fashion-mnist
 	$(BIN)/python scripts/make_embedded_fashion_mnist.py
+
+feature-net: install ## retrain the embedded fmnist feature extractor and rewrite its shipped weights
+	$(BIN)/python scripts/train_fmnist_feature_net.py
 include grid.mk
+
+bench: install ## print measured speed figures (training step, FLOPs, data, evaluation pieces)
+	$(BIN)/python -m vtp_lightning.bench

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from vtp_lightning.config_files import load_config
 
@@ -36,6 +38,11 @@ def _import_the_real_callbacks_package() -> None:
 
 
 _import_the_real_callbacks_package()
+
+# The test models are tiny and the machine's cores are shared: a second intra-op thread only adds
+# synchronisation, which under load makes small ops tens of times slower.
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(1)
 
 # Model options that make any composition tiny; each is applied only where the class accepts it.
 SHRINK_MODEL: dict[str, Any] = {

@@ -15,7 +15,6 @@ import yaml
 
 from vtp_lightning.cli import main
 from vtp_lightning.errors import CheckpointError, WeightsError
-from vtp_lightning.objectives.schedules import cosine_ramp, linear_warmup
 from vtp_lightning.tokenizer import AETokenizer, CLIPAETokenizer, DINOAETokenizer, VTPTokenizer
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -99,8 +98,10 @@ def test_a_resumed_run_continues_exactly_where_its_checkpoint_left_off(
         assert resume_start["centres"][name].abs().sum() > 0  # really learnt, not a fresh zero centre
     assert resume_start["lr"] == saved["optimizer_states"][0]["param_groups"][0]["lr"]
     # ... with the schedules at progress 2/4 of the same 4-step run (not restarted).
-    assert resume_start["teacher_momentum"] == pytest.approx(cosine_ramp(0.99, 1.0, 2 / 4))
-    assert resume_start["teacher_temp"] == pytest.approx(linear_warmup(0.04, 0.07, 2 / 4, 0.3))
+    # momentum 0.99 -> 1 on a cosine: halfway it is 1 - 0.01 * (cos(pi / 2) + 1) / 2 = 0.995; the
+    # teacher temperature has finished its warm-up (first 30%) and sits at 0.07.
+    assert resume_start["teacher_momentum"] == pytest.approx(0.995)
+    assert resume_start["teacher_temp"] == pytest.approx(0.07)
 
     # It runs only the remaining steps and ends where the uninterrupted run ends.
     assert _train_steps(resumed / "metrics.csv") == [2, 3]
@@ -108,10 +109,11 @@ def test_a_resumed_run_continues_exactly_where_its_checkpoint_left_off(
     for key in ("teacher_momentum", "teacher_temp", "lr"):
         assert resumed_end[key] == straight_end[key], key
     for key, value in straight_end["teacher"].items():
-        torch.testing.assert_close(resumed_end["teacher"][key], value, rtol=1e-5, atol=1e-7, msg=key)
+        # equal up to float rounding (a few ulp in a handful of elements)
+        torch.testing.assert_close(resumed_end["teacher"][key], value, rtol=1e-6, atol=1e-9, msg=key)
     for name in ("dino", "ibot"):
         torch.testing.assert_close(
-            resumed_end["centres"][name], straight_end["centres"][name], rtol=1e-5, atol=1e-6
+            resumed_end["centres"][name], straight_end["centres"][name], rtol=1e-6, atol=1e-8
         )
 
 
