@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,25 +17,6 @@ from vtp_lightning.config_files import load_config
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
 
-
-def _import_the_real_callbacks_package() -> None:
-    """pytest puts ``tests/`` on ``sys.path``, where ``tests/callbacks/`` (no ``__init__.py``) would be
-    imported as an empty namespace package named ``callbacks``, hiding the project's ``callbacks``
-    package from the CLI's ``class_path: callbacks.X``. Import the real one before any test does."""
-    here = Path(__file__).resolve().parent
-    module = sys.modules.get("callbacks")
-    if module is not None and getattr(module, "__file__", None):
-        return
-    sys.modules.pop("callbacks", None)
-    saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    try:
-        importlib.import_module("callbacks")
-    finally:
-        sys.path[:] = saved
-
-
-_import_the_real_callbacks_package()
 
 # The test models are tiny and the machine's cores are shared: a second intra-op thread only adds
 # synchronisation, which under load makes small ops tens of times slower.

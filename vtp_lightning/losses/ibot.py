@@ -7,7 +7,12 @@ from torch import nn
 
 
 class IBOTPatchLoss(nn.Module):
-    """Cross-entropy on masked patches, each image weighted equally however many patches it masks."""
+    """Cross-entropy on masked patches, each image weighted equally however many patches it masks.
+
+    The sum is averaged over the images that have masked patches. (DINOv2 divides by every image,
+    masked or not, which at ``mask_probability`` 0.5 halves the value; the two differ only by a
+    constant factor absorbed by ``mim_weight``.)
+    """
 
     def forward(
         self,

@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from vtp_lightning.errors import ConfigError
 from vtp_lightning.models.blocks import Block, make_norm
 from vtp_lightning.models.rope import Rope2D
 
@@ -39,10 +40,21 @@ class ViTConfig:
     pos_embed: Literal["rope", "absolute"] = "rope"
     rope_theta: float = 100.0
 
+    def __post_init__(self) -> None:
+        if self.width % self.heads:
+            raise ConfigError(f"width {self.width} is not divisible by {self.heads} heads; change width or heads")
+        if self.pos_embed == "rope" and (self.width // self.heads) % 4:
+            raise ConfigError(
+                f"2-D RoPE needs a head width (width/heads = {self.width // self.heads}) divisible by 4; "
+                "change width or heads"
+            )
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+
     @classmethod
     def preset(cls, name: str, **overrides: object) -> ViTConfig:
         if name not in ENCODER_PRESETS:
-            raise ValueError(f"unknown encoder preset {name!r}; choose one of {sorted(ENCODER_PRESETS)}")
+            raise ConfigError(f"unknown encoder preset {name!r}; choose one of {sorted(ENCODER_PRESETS)}")
         width, depth, heads = ENCODER_PRESETS[name]
         base = cls(width=width, depth=depth, heads=heads)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})

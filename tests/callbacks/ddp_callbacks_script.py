@@ -1,0 +1,121 @@
+"""A 2-process CPU DDP (gloo) fit with every evaluation callback, run by ``test_evaluation_ddp.py``.
+
+Usage: ``python ddp_callbacks_script.py OUT_DIR``. Lightning's subprocess launcher starts rank 1 by
+re-running this script, so everything a rank does happens under ``__main__``.
+
+What it leaves in ``OUT_DIR``:
+
+- ``logs/metrics.csv``, ``logs/summary.json`` and the image artefacts, written by rank 0;
+- ``rank{r}.json`` per rank: each evaluation callback's ``last_results``, and for every call of
+  ``gather`` in the callback modules the rows this rank held and the rows after the gather.
+
+The evaluation sets are small, the model is tiny, and each rank uses one CPU thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+NUM_IMAGES = 16  # every evaluation set; split 8 + 8 over the two ranks
+MAX_STEPS = 2
+RECONSTRUCTION_EVERY = 1  # reconstruction evaluates at steps 1 and 2; the others once, at fit end
+
+
+def record_gathers(modules: list, log: dict[str, list[list[int]]]) -> None:
+    """Wrap each callback module's ``gather`` so the rows before and after every call are written down."""
+    for module in modules:
+        original = module.gather
+
+        def recording(trainer, tensor, _original=original, _name=module.__name__):
+            gathered = _original(trainer, tensor)
+            log[_name].append([int(tensor.shape[0]), int(gathered.shape[0])])
+            return gathered
+
+        module.gather = recording
+
+
+def main(out_dir: Path) -> None:
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.strategies import DDPStrategy
+
+    import callbacks.generation
+    import callbacks.linear_probe
+    import callbacks.reconstruction
+    import callbacks.zero_shot
+    from callbacks import (
+        GenerationEvaluation,
+        LinearProbeEvaluation,
+        ReconstructionEvaluation,
+        TrainingSummary,
+        ZeroShotEvaluation,
+    )
+    from callbacks.compute import ComputeAccounting
+    from vtp_lightning.data import VTPDataModule
+    from vtp_lightning.metrics.generation import GenerationProtocol
+    from vtp_lightning.tokenizer import VTPTokenizer
+
+    torch.set_num_threads(1)
+    gathers: dict[str, list[list[int]]] = defaultdict(list)
+    record_gathers(
+        [callbacks.reconstruction, callbacks.linear_probe, callbacks.zero_shot, callbacks.generation], gathers
+    )
+    pl.seed_everything(0, verbose=False)
+    model = VTPTokenizer(
+        encoder_width=32,
+        encoder_depth=1,
+        encoder_heads=2,
+        latent_dim=8,
+        text_width=32,
+        text_layers=1,
+        text_heads=2,
+        embed_dim=32,
+        num_prototypes=64,
+        head_hidden_dim=64,
+        head_bottleneck_dim=32,
+        decoder_depth=1,
+    )
+    datamodule = VTPDataModule(batch_size=8, ssl_batch_size=4, num_workers=0, num_local_crops=2)
+    protocol = GenerationProtocol(
+        dit="tiny", train_steps=4, batch_size=8, sampling_steps=2, num_samples=NUM_IMAGES, sample_batch_size=8
+    )
+    evaluations = {
+        "reconstruction": ReconstructionEvaluation(
+            num_images=NUM_IMAGES, grid_images=4, every_n_steps=RECONSTRUCTION_EVERY, batch_size=8
+        ),
+        "linear_probe": LinearProbeEvaluation(
+            train_images=NUM_IMAGES, eval_images=NUM_IMAGES, steps=5, learning_rates=(0.1,), weight_decays=(0.0,)
+        ),
+        "zero_shot": ZeroShotEvaluation(eval_images=NUM_IMAGES, batch_size=8),
+        "generation": GenerationEvaluation(
+            protocol=protocol, train_images=NUM_IMAGES, reference_images=NUM_IMAGES, grid_images=4, batch_size=8
+        ),
+    }
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy=DDPStrategy(process_group_backend="gloo"),
+        max_steps=MAX_STEPS,
+        logger=CSVLogger(out_dir / "logs", name="", version=""),
+        callbacks=[ComputeAccounting(), *evaluations.values(), TrainingSummary()],
+        log_every_n_steps=1,
+        limit_val_batches=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule)
+    report = {
+        "world_size": trainer.world_size,
+        "results": {name: callback.last_results for name, callback in evaluations.items()},
+        "gathers": dict(gathers),
+    }
+    (out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
