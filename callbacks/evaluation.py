@@ -23,6 +23,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from vtp_lightning.errors import ConfigError
@@ -124,8 +125,20 @@ def record(trainer: pl.Trainer, pl_module: pl.LightningModule, results: dict[str
 
 
 def run_directory(trainer: pl.Trainer) -> Path:
-    """Where evaluation artefacts (image grids, protocol JSON) go: the run's log dir."""
-    path = Path(trainer.log_dir or trainer.default_root_dir)
+    """Where evaluation artefacts (image grids, protocol JSON) go: the run's log dir.
+
+    Callers write artefacts on rank 0 only, so this must not be a collective: ``trainer.log_dir``
+    broadcasts from rank 0 and would wait forever for the other ranks. It resolves the same
+    directory locally instead.
+    """
+    logger = trainer.loggers[0] if trainer.loggers else None
+    if logger is None:
+        path = trainer.default_root_dir
+    elif isinstance(logger, TensorBoardLogger | CSVLogger):
+        path = logger.log_dir
+    else:
+        path = logger.save_dir
+    path = Path(path or trainer.default_root_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -162,6 +162,8 @@ def test_a_tiny_gfid_run_learns_and_samples_on_the_tokenizer_scale():
     assert torch.isfinite(samples).all()
     assert abs(samples.mean().item() - latents.mean().item()) < 0.1  # back on the latents' scale
     torch.testing.assert_close(sample_latents(model, QUICK, normalizer), samples)
+    other_shard = sample_latents(model, QUICK, normalizer, noise_stream=1)  # e.g. another rank's share
+    assert not torch.allclose(other_shard, samples)
     guided = sample_latents(
         model, dataclasses.replace(QUICK, cfg_scale=2.0), normalizer, torch.tensor([0, 1])
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -131,6 +132,16 @@ class GenerationProtocol:
         return min(self.ema_decay, (1 + updates_done) / (10 + updates_done))
 
 
+def _derived_seed(seed: int, purpose: str) -> int:
+    """Independent seeds for each use of randomness (``"init"``, ``"noise"``, ``"sample/3"`` ...)."""
+    digest = hashlib.sha256(f"{seed}/{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _seeded_generator(seed: int, purpose: str, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(_derived_seed(seed, purpose))
+
+
 def _count_classes(labels: Tensor | None) -> int:
     if labels is None or labels.numel() == 0 or int(labels.max()) < 0:
         return 0
@@ -199,15 +210,15 @@ def train_latent_dit(
     num_classes = _count_classes(labels) if num_classes is None else num_classes
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(protocol.seed)
+        torch.manual_seed(_derived_seed(protocol.seed, "init"))
         model = DiT(data.shape[1], num_classes, protocol.dit, latent_size=tuple(data.shape[-2:]))
     model = model.to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=protocol.lr, betas=protocol.betas, weight_decay=protocol.weight_decay
     )
-    index_generator = torch.Generator().manual_seed(protocol.seed)
-    noise_generator = torch.Generator(device=device).manual_seed(protocol.seed + 1)
+    index_generator = _seeded_generator(protocol.seed, "batches")
+    noise_generator = _seeded_generator(protocol.seed, "noise", device)
     report = _report_every_tenth(protocol.train_steps) if progress is True else progress or None
 
     losses = torch.empty(protocol.train_steps, device=device)
@@ -238,6 +249,7 @@ def sample_latents(
     *,
     num_samples: int | None = None,
     latent_size: tuple[int, int] | None = None,
+    noise_stream: int = 0,
 ) -> Tensor:
     """Euler-sample latents and map them back to the tokenizer's scale, ready for ``decode``.
 
@@ -246,8 +258,10 @@ def sample_latents(
         labels: classes to generate; by default ``num_samples`` (else ``protocol.num_samples``)
             class-balanced labels ``0, 1, ..., C-1, 0, 1, ...`` (all null-class when unconditional).
         latent_size: ``(h, w)``; defaults to the size the model was trained on.
+        noise_stream: which noise sequence to draw; when several processes each sample a share,
+            give each its own (e.g. its rank), or the shares start from identical noise.
 
-    Deterministic for a fixed ``protocol.seed``; uses ``protocol.sampling_steps``,
+    Deterministic for a fixed ``protocol.seed`` and ``noise_stream``; uses ``protocol.sampling_steps``,
     ``timestep_shift`` and ``cfg_scale`` (1.0 = no guidance).
     """
     device = next(model.parameters()).device
@@ -256,7 +270,7 @@ def sample_latents(
         labels = torch.arange(count) % model.num_classes if model.num_classes else torch.full((count,), -1)
     labels = labels.to(device=device, dtype=torch.long)
     height, width = model.latent_size if latent_size is None else latent_size
-    generator = torch.Generator(device=device).manual_seed(protocol.seed + 2)
+    generator = _seeded_generator(protocol.seed, f"sample/{noise_stream}", device)
 
     was_training = model.training
     model.eval()

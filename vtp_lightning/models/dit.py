@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from vtp_lightning.errors import ConfigError
+from vtp_lightning.models.rope import Rope2D, apply_rope
 
 
 @dataclass(frozen=True)
@@ -58,46 +59,6 @@ def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return torch.addcmul(shift, x, 1 + scale)
 
 
-def _rotate_half(x: Tensor) -> Tensor:
-    first, second = x.chunk(2, dim=-1)
-    return torch.cat((-second, first), dim=-1)
-
-
-class AxialRoPE(nn.Module):
-    """2-D rotary position embedding: half of each head's rotation pairs follow the row, half the column.
-
-    Relative positions make the DiT independent of the latent grid size it was built for.
-    """
-
-    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
-        super().__init__()
-        if head_dim % 4:
-            raise ConfigError(f"2-D RoPE needs a head dimension divisible by 4, got {head_dim}")
-        self.pairs_per_axis = head_dim // 4
-        self.base = base
-        self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
-
-    def cos_sin(
-        self, height: int, width: int, device: torch.device, dtype: torch.dtype
-    ) -> tuple[Tensor, Tensor]:
-        """``cos`` and ``sin`` of shape ``(height * width, head_dim)`` for a row-major token grid."""
-        key = (height, width, device, dtype)
-        if key not in self._cache:
-            rows = torch.arange(height, dtype=torch.float64).repeat_interleave(width)
-            cols = torch.arange(width, dtype=torch.float64).repeat(height)
-            freq = self.base ** (
-                -torch.arange(self.pairs_per_axis, dtype=torch.float64) / self.pairs_per_axis
-            )
-            angles = torch.cat((rows[:, None] * freq, cols[:, None] * freq), dim=-1)
-            angles = torch.cat((angles, angles), dim=-1)
-            self._cache[key] = (angles.cos().to(device, dtype), angles.sin().to(device, dtype))
-        return self._cache[key]
-
-    @staticmethod
-    def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        return x * cos + _rotate_half(x) * sin
-
-
 class Attention(nn.Module):
     """Multi-head self-attention with RoPE on queries and keys."""
 
@@ -110,9 +71,9 @@ class Attention(nn.Module):
         self.proj = nn.Linear(width, width)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        query_key = AxialRoPE.rotate(qkv[:2], cos, sin)  # one rotation for both halves: fewer CPU ops
-        out = F.scaled_dot_product_attention(query_key[0], query_key[1], qkv[2])
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        q, k = apply_rope(q, cos, sin, num_prefix=0), apply_rope(k, cos, sin, num_prefix=0)
+        out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -192,6 +153,7 @@ class DiT(nn.Module):
         spec: a :class:`DiTSpec` or a preset name from :data:`DIT_PRESETS`.
         latent_size: the ``(h, w)`` the model is meant for; samplers use it as their default shape.
             RoPE makes the network itself work on any grid divisible by the patch size.
+        rope_theta: RoPE base period; 100 (as the encoder) suits latent grids of 8-32 positions.
     """
 
     def __init__(
@@ -200,6 +162,7 @@ class DiT(nn.Module):
         num_classes: int,
         spec: DiTSpec | str = "tiny",
         latent_size: tuple[int, int] = (16, 16),
+        rope_theta: float = 100.0,
     ) -> None:
         super().__init__()
         self.spec = dit_spec(spec) if isinstance(spec, str) else spec
@@ -210,7 +173,9 @@ class DiT(nn.Module):
         self.patch_embed = nn.Linear(in_channels * patch * patch, width)
         self.time_embed = TimestepEmbedding(width)
         self.class_embed = nn.Embedding(num_classes + 1, width)
-        self.rope = AxialRoPE(width // self.spec.heads)
+        if (width // self.spec.heads) % 4:
+            raise ConfigError(f"2-D RoPE needs a head width divisible by 4; {width}/{self.spec.heads} is not")
+        self.rope = Rope2D(width // self.spec.heads, theta=rope_theta)
         self.blocks = nn.ModuleList(DiTBlock(self.spec) for _ in range(self.spec.depth))
         self.final = FinalLayer(width, in_channels * patch * patch)
         self._init_weights()
@@ -258,7 +223,7 @@ class DiT(nn.Module):
             labels = self.drop_labels(labels, label_generator)
         condition = F.silu(self.time_embed(t) + self.class_embed(labels))
         tokens = self.patch_embed(rearrange(x, "b c (h p) (w r) -> b (h w) (p r c)", p=patch, r=patch))
-        cos, sin = self.rope.cos_sin(grid_h, grid_w, x.device, tokens.dtype)
+        cos, sin = self.rope.tables(grid_h, grid_w, tokens.dtype)
         for block in self.blocks:
             tokens = block(tokens, condition, cos, sin)
         out = self.final(tokens, condition)
