@@ -41,10 +41,14 @@ class EvaluationCallback(Callback):
     #: a short name used in messages and file names
     name: str = "evaluation"
 
-    def __init__(self, every_n_steps: int | None = None, at_fit_end: bool = True, batch_size: int = 256) -> None:
+    def __init__(
+        self, every_n_steps: int | None = None, at_fit_end: bool = True, batch_size: int = 256
+    ) -> None:
         super().__init__()
         if every_n_steps is not None and every_n_steps < 1:
-            raise ConfigError(f"{type(self).__name__}.every_n_steps must be positive or null, got {every_n_steps}")
+            raise ConfigError(
+                f"{type(self).__name__}.every_n_steps must be positive or null, got {every_n_steps}"
+            )
         self.every_n_steps = every_n_steps
         self.at_fit_end = at_fit_end
         self.batch_size = batch_size
@@ -63,7 +67,9 @@ class EvaluationCallback(Callback):
     # ------------------------------------------------------------------ scheduling
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         step = trainer.global_step
-        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
+        # A step spans several batches under gradient accumulation: evaluate it once.
+        due = self.every_n_steps and step > 0 and step % self.every_n_steps == 0
+        if due and step != self._last_evaluated_step:
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -172,5 +178,7 @@ def gather(trainer: pl.Trainer, tensor: torch.Tensor) -> torch.Tensor:
 def datamodule_of(trainer: pl.Trainer) -> Any:
     datamodule = getattr(trainer, "datamodule", None)
     if datamodule is None or not hasattr(datamodule, "eval_dataset"):
-        raise ConfigError("evaluation callbacks need a VTPDataModule (with eval_dataset) as the trainer's data")
+        raise ConfigError(
+            "evaluation callbacks need a VTPDataModule (with eval_dataset) as the trainer's data"
+        )
     return datamodule

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,13 +26,27 @@ class ExtractorHolder:
         return self._extractor.to(device)
 
 
+_SCALAR = (str, int, float, bool, type(None), Path)
+
+
 def _describe(source: Any) -> str:
-    """Class name plus the source's simple settings (paths, split): the same data gives the same text."""
+    """Class name plus the source's simple settings (paths, split): the same data gives the same text.
+
+    Paths count as settings (as text), and so do public lists of them (e.g. WebDataset shard URLs,
+    as a digest): two folders or shard sets must never share reference statistics.
+    """
     if source is None:
         return "default"
-    simple = {
-        k: v for k, v in sorted(vars(source).items()) if isinstance(v, str | int | float | bool) or v is None
-    }
+    simple: dict[str, Any] = {}
+    for key, value in sorted(vars(source).items()):
+        if isinstance(value, list | tuple) and not key.startswith("_"):
+            if not all(isinstance(item, _SCALAR) for item in value):
+                continue
+            text = json.dumps([item if item is None else str(item) for item in value])
+            value = f"{len(value)} items, sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        elif not isinstance(value, _SCALAR):
+            continue
+        simple[key] = str(value) if isinstance(value, Path) else value
     return f"{type(source).__qualname__}{simple}"
 
 

@@ -25,8 +25,17 @@ from callbacks.evaluation import (
 )
 from callbacks.features import ExtractorHolder, data_id
 from vtp_lightning.data.normalization import denormalize
-from vtp_lightning.metrics import FeatureStatistics, cached_reference_statistics, frechet_distance_from_statistics
-from vtp_lightning.metrics.generation import GenerationProtocol, LatentNormalizer, sample_latents, train_latent_dit
+from vtp_lightning.metrics import (
+    FeatureStatistics,
+    cached_reference_statistics,
+    frechet_distance_from_statistics,
+)
+from vtp_lightning.metrics.generation import (
+    GenerationProtocol,
+    LatentNormalizer,
+    sample_latents,
+    train_latent_dit,
+)
 
 
 class GenerationEvaluation(EvaluationCallback):
@@ -73,7 +82,9 @@ class GenerationEvaluation(EvaluationCallback):
     def applies_to(self, pl_module: pl.LightningModule) -> bool:
         return hasattr(pl_module, "decoder")
 
-    def _encode_train_split(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode_train_split(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         dataset = datamodule_of(trainer).eval_dataset("train", self.train_images)
         latents, labels = [], []
         for images, y in iterate_images(dataset, trainer, pl_module.device, self.batch_size):

@@ -50,7 +50,11 @@ class LinearProbeEvaluation(EvaluationCallback):
         super().__init__(every_n_steps, at_fit_end, batch_size)
         self.train_images, self.eval_images = train_images, eval_images
         self.source, self.latent_pooling = source, latent_pooling
-        self.grid = {"learning_rates": tuple(learning_rates), "weight_decays": tuple(weight_decays), "steps": steps}
+        self.grid = {
+            "learning_rates": tuple(learning_rates),
+            "weight_decays": tuple(weight_decays),
+            "steps": steps,
+        }
 
     def _features(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, split: str, limit: int

@@ -56,5 +56,7 @@ class ZeroShotEvaluation(EvaluationCallback):
         for images, y in iterate_images(dataset, trainer, pl_module.device, self.batch_size):
             embeddings.append(pl_module.encode_image_embedding(images).float())
             labels.append(y)
-        top1 = zero_shot_top1(gather(trainer, torch.cat(embeddings)), classifier, gather(trainer, torch.cat(labels)))
+        top1 = zero_shot_top1(
+            gather(trainer, torch.cat(embeddings)), classifier, gather(trainer, torch.cat(labels))
+        )
         return {"eval/zeroshot_top1": 100.0 * top1}

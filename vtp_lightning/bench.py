@@ -81,7 +81,9 @@ def bench_inference(repeats: int) -> None:
     images = torch.stack([datamodule.eval_dataset("val", 256)[i]["image"] for i in range(256)])
     enc_s, latents = _timed(lambda: model.encode(images), repeats)
     dec_s, _ = _timed(lambda: model.decode(latents), repeats)
-    print(f"\nencode: {256 / enc_s:,.0f} img/s   decode: {256 / dec_s:,.0f} img/s   latent {tuple(latents.shape[1:])}")
+    print(
+        f"\nencode: {256 / enc_s:,.0f} img/s   decode: {256 / dec_s:,.0f} img/s   latent {tuple(latents.shape[1:])}"
+    )
 
 
 def bench_data(batches: int) -> None:
@@ -94,12 +96,19 @@ def bench_data(batches: int) -> None:
         for _ in range(batches):
             next(loader)
         seconds = (time.perf_counter() - start) / batches
-        print(f"data ({workers} workers): {seconds * 1000:.0f} ms/batch of {datamodule.batch_size} with multi-crop")
+        print(
+            f"data ({workers} workers): {seconds * 1000:.0f} ms/batch of {datamodule.batch_size} with multi-crop"
+        )
 
 
 def bench_evaluation() -> None:
     from vtp_lightning.metrics import build_feature_extractor, linear_probe
-    from vtp_lightning.metrics.generation import GenerationProtocol, LatentNormalizer, sample_latents, train_latent_dit
+    from vtp_lightning.metrics.generation import (
+        GenerationProtocol,
+        LatentNormalizer,
+        sample_latents,
+        train_latent_dit,
+    )
 
     extractor = build_feature_extractor("fmnist")
     images = torch.rand(1000, 3, 32, 32)
@@ -124,11 +133,15 @@ def bench_evaluation() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--combinations", nargs="+", default=["ae", "clip_ae", "ssl_ae", "clip_ssl_ae"])
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per combination")
     parser.add_argument("--batch-size", type=int, default=None, help="override the configs' batch size")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["training", "inference", "data", "evaluation"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["training", "inference", "data", "evaluation"]
+    )
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     if "training" not in args.skip:
