@@ -49,6 +49,20 @@ def _model_and_data(combination: str, batch_size: int | None) -> tuple[Any, VTPD
     return model, VTPDataModule(**data_args)
 
 
+def _training_step(model: Any, batch: dict[str, Any], optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """One optimiser step of every enabled objective, as TokenizerModule.training_step runs it."""
+
+    def step() -> None:
+        model._step_cache = {}
+        total = sum(o.weight * o.loss(batch).loss for o in model.objectives.values() if o.enabled)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        model.update_teacher()
+
+    return step
+
+
 def bench_training(combinations: list[str], steps: int, batch_size: int | None) -> None:
     print(f"\n{'combination':<14}{'step s':>9}{'GFLOP/step':>12}{'GFLOP/s':>10}{'img/s':>9}")
     for combination in combinations:
@@ -57,14 +71,7 @@ def bench_training(combinations: list[str], steps: int, batch_size: int | None) 
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=1e-4)
 
-        def step() -> None:
-            model._step_cache = {}
-            total = sum(o.weight * o.loss(batch).loss for o in model.objectives.values() if o.enabled)
-            optimizer.zero_grad()
-            total.backward()
-            optimizer.step()
-            model.update_teacher()
-
+        step = _training_step(model, batch, optimizer)
         counter = FlopCounterMode(display=False)
         with counter:
             step()
