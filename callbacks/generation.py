@@ -118,7 +118,10 @@ class GenerationEvaluation(EvaluationCallback):
         for chunk in samples.split(self.batch_size):
             images01 = denormalize(pl_module.decode(chunk.to(pl_module.device)))
             features.append(extractor(images01))
-            shown = images01 if shown is None else shown
+            if shown is None:
+                shown = images01[: self.grid_images]
+            elif len(shown) < self.grid_images:  # the grid spans several chunks
+                shown = torch.cat([shown, images01[: self.grid_images - len(shown)]])
         sample_stats = FeatureStatistics.from_features(gather(trainer, torch.cat(features)).double())
         real_stats = cached_reference_statistics(
             extractor,

@@ -69,6 +69,9 @@ class ReconstructionEvaluation(EvaluationCallback):
             ssim.append(ssim_per_image(recon01, real01))
             if shown is None:
                 shown = (real01[: self.grid_images], recon01[: self.grid_images])
+            elif len(shown[0]) < self.grid_images:  # the grid spans several batches
+                room = self.grid_images - len(shown[0])
+                shown = (torch.cat([shown[0], real01[:room]]), torch.cat([shown[1], recon01[:room]]))
         recon_stats = FeatureStatistics.from_features(gather(trainer, torch.cat(features)).double())
         real_stats = cached_reference_statistics(
             extractor,

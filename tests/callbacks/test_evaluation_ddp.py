@@ -25,6 +25,7 @@ from vtp_lightning.data import VTPDataModule
 from vtp_lightning.tokenizer import VTPTokenizer
 
 SCRIPT = Path(__file__).resolve().parent / "ddp_callbacks_script.py"
+REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(TIMEOUT_S + 60)]
@@ -48,6 +49,8 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run the 2-rank fit; fail (after killing both ranks) if it has not finished within the timeout."""
     out = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "VTP_CACHE_DIR": str(out / "cache"), "PYTHONUNBUFFERED": "1"}
+    # the ranks import this checkout's packages, as the test process does
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     for variable in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR"):
         env.pop(variable, None)
     with open(out / "output.log", "w") as log:
@@ -64,7 +67,9 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             tail = (out / "output.log").read_text()[-3000:]
-            pytest.fail(f"the 2-rank fit did not finish in {TIMEOUT_S} s (deadlock?); its output ends:\n{tail}")
+            pytest.fail(
+                f"the 2-rank fit did not finish in {TIMEOUT_S} s (deadlock?); its output ends:\n{tail}"
+            )
     if returncode != 0:
         pytest.fail(f"the 2-rank fit failed ({returncode}):\n{(out / 'output.log').read_text()[-5000:]}")
     return out
