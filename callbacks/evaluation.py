@@ -14,6 +14,7 @@ the same number, and only rank 0's loggers write it.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -81,7 +83,7 @@ class EvaluationCallback(Callback):
         if not self.applies_to(pl_module):
             return {}
         start = time.perf_counter()
-        with frozen(pl_module):
+        with frozen(pl_module), preserved_random_state(pl_module.device):
             results = self.evaluate(trainer, pl_module)
         self.seconds_spent += time.perf_counter() - start
         self._last_evaluated_step = trainer.global_step
@@ -95,6 +97,19 @@ class EvaluationCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_evaluated_step = state_dict.get("last_evaluated_step", -1)
         self.seconds_spent = state_dict.get("seconds_spent", 0.0)
+
+
+@contextmanager
+def preserved_random_state(device: torch.device) -> Iterator[None]:
+    """Evaluation must not change training: restore torch's, numpy's and Python's RNGs afterwards."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 @contextmanager

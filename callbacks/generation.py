@@ -106,13 +106,14 @@ class GenerationEvaluation(EvaluationCallback):
                 latents, labels, self.protocol, normalizer=normalizer, num_classes=num_classes
             )
         reference = datamodule.eval_dataset("val", self.reference_images)
-        # Sample as many images as the reference set has, class-balanced. The sampler's noise comes
+        # Sample protocol.num_samples images, class-balanced. The sampler's noise comes
         # from a generator seeded by the protocol, so every rank draws the whole set (as one process
         # would) and keeps its own share: ranks never decode copies of the same noise, and the
         # samples do not depend on the number of ranks.
-        all_labels = torch.arange(len(reference)) % num_classes if num_classes else None
-        all_samples = sample_latents(dit, self.protocol, normalizer, all_labels, num_samples=len(reference))
-        samples = all_samples[list(rank_shard(range(len(reference)), trainer))]
+        count = self.protocol.num_samples
+        all_labels = torch.arange(count) % num_classes if num_classes else None
+        all_samples = sample_latents(dit, self.protocol, normalizer, all_labels, num_samples=count)
+        samples = all_samples[list(rank_shard(range(count), trainer))]
         extractor = self.extractor.get(pl_module.device)
         features, shown = [], None
         for chunk in samples.split(self.batch_size):
