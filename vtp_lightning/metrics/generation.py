@@ -215,7 +215,11 @@ def train_latent_dit(
     model = model.to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=protocol.lr, betas=protocol.betas, weight_decay=protocol.weight_decay
+        model.parameters(),
+        lr=protocol.lr,
+        betas=protocol.betas,
+        weight_decay=protocol.weight_decay,
+        fused=device.type in ("cpu", "cuda"),  # one kernel for all parameters (CPU default is a Python loop)
     )
     index_generator = _seeded_generator(protocol.seed, "batches")
     noise_generator = _seeded_generator(protocol.seed, "noise", device)

@@ -103,9 +103,8 @@ class DiTBlock(nn.Module):
         self.modulation = nn.Linear(spec.width, 6 * spec.width)
 
     def forward(self, x: Tensor, condition: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.modulation(condition)[:, None].chunk(
-            6, dim=-1
-        )
+        modulation = self.modulation(condition)[:, None]  # (B, 1, 6 * width): one set per sample
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation.chunk(6, dim=-1)
         x = torch.addcmul(x, gate_a, self.attn(_modulate(self.norm_attn(x), shift_a, scale_a), cos, sin))
         return torch.addcmul(x, gate_m, self.mlp(_modulate(self.norm_mlp(x), shift_m, scale_m)))
 
