@@ -42,14 +42,18 @@ class ViTConfig:
 
     def __post_init__(self) -> None:
         if self.width % self.heads:
-            raise ConfigError(f"width {self.width} is not divisible by {self.heads} heads; change width or heads")
+            raise ConfigError(
+                f"width {self.width} is not divisible by {self.heads} heads; change width or heads"
+            )
         if self.pos_embed == "rope" and (self.width // self.heads) % 4:
             raise ConfigError(
                 f"2-D RoPE needs a head width (width/heads = {self.width // self.heads}) divisible by 4; "
                 "change width or heads"
             )
         if self.image_size % self.patch_size:
-            raise ConfigError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+            raise ConfigError(
+                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
 
     @classmethod
     def preset(cls, name: str, **overrides: object) -> ViTConfig:
