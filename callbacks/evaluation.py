@@ -164,6 +164,17 @@ def run_directory(trainer: pl.Trainer) -> Path:
     return path
 
 
+def save_and_log_image(trainer: pl.Trainer, grid: torch.Tensor, path: Path, tag: str) -> None:
+    """Write an image grid as PNG and send it to every logger that takes images (TensorBoard)."""
+    from torchvision.utils import save_image
+
+    save_image(grid, path)
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_image"):
+            experiment.add_image(tag, grid, global_step=trainer.global_step)
+
+
 def rank_shard(dataset: Dataset, trainer: pl.Trainer) -> Dataset:
     """This rank's share of ``dataset``; shards are equal-sized so ``all_gather`` lines up."""
     world, rank = trainer.world_size, trainer.global_rank

@@ -13,7 +13,7 @@ import json
 import lightning.pytorch as pl
 import torch
 from safetensors.torch import save_file
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from callbacks.evaluation import (
     EvaluationCallback,
@@ -22,6 +22,7 @@ from callbacks.evaluation import (
     iterate_images,
     rank_shard,
     run_directory,
+    save_and_log_image,
 )
 from callbacks.features import ExtractorHolder, data_id
 from vtp_lightning.data.normalization import denormalize
@@ -171,8 +172,6 @@ class GenerationEvaluation(EvaluationCallback):
         )
         if samples01 is not None and self.grid_images > 0:
             grid = make_grid(samples01[: self.grid_images].cpu(), nrow=8, padding=1, pad_value=1.0)
-            save_image(grid, folder / f"samples_step{step:07d}.png")
-            for logger in trainer.loggers:
-                experiment = getattr(logger, "experiment", None)
-                if hasattr(experiment, "add_image"):
-                    experiment.add_image("eval/generated_samples", grid, global_step=step)
+            save_and_log_image(
+                trainer, grid, folder / f"samples_step{step:07d}.png", "eval/generated_samples"
+            )

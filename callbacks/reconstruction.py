@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
-from callbacks.evaluation import EvaluationCallback, datamodule_of, gather, iterate_images, run_directory
+from callbacks.evaluation import (
+    EvaluationCallback,
+    datamodule_of,
+    gather,
+    iterate_images,
+    run_directory,
+    save_and_log_image,
+)
 from callbacks.features import ExtractorHolder, data_id
 from vtp_lightning.data.normalization import denormalize
 from vtp_lightning.metrics import (
@@ -96,11 +103,8 @@ class ReconstructionEvaluation(EvaluationCallback):
         grid = make_grid(torch.cat(rows).cpu(), nrow=per_row, padding=1, pad_value=1.0)
         folder = run_directory(trainer) / "images"
         folder.mkdir(exist_ok=True)
-        save_image(grid, folder / f"reconstructions_step{trainer.global_step:07d}.png")
-        for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if hasattr(experiment, "add_image"):
-                experiment.add_image("eval/reconstructions", grid, global_step=trainer.global_step)
+        path = folder / f"reconstructions_step{trainer.global_step:07d}.png"
+        save_and_log_image(trainer, grid, path, "eval/reconstructions")
 
 
 def _batches(dataset: torch.utils.data.Dataset, batch_size: int):
