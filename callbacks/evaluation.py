@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from vtp_lightning.data.normalization import denormalize
 from vtp_lightning.errors import ConfigError
 
 
@@ -191,6 +192,12 @@ def iterate_images(
     loader = DataLoader(rank_shard(dataset, trainer), batch_size=batch_size, shuffle=False, num_workers=0)
     for batch in loader:
         yield batch["image"].to(device), batch["label"].to(device)
+
+
+def real_images01(dataset: Dataset, batch_size: int) -> Iterator[torch.Tensor]:
+    """The whole dataset's images in ``[0, 1]``, in order (for reference statistics)."""
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0):
+        yield denormalize(batch["image"])
 
 
 def gather(trainer: pl.Trainer, tensor: torch.Tensor) -> torch.Tensor:

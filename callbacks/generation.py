@@ -21,6 +21,7 @@ from callbacks.evaluation import (
     gather,
     iterate_images,
     rank_shard,
+    real_images01,
     run_directory,
     save_and_log_image,
 )
@@ -128,10 +129,7 @@ class GenerationEvaluation(EvaluationCallback):
         real_stats = cached_reference_statistics(
             extractor,
             data_id(datamodule, "val", len(reference)),
-            lambda: (
-                denormalize(b["image"])
-                for b in torch.utils.data.DataLoader(reference, batch_size=self.batch_size, num_workers=0)
-            ),
+            lambda: real_images01(reference, self.batch_size),
             num_images=len(reference),
             image_size=datamodule.image_size,
         )

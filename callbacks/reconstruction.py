@@ -11,6 +11,7 @@ from callbacks.evaluation import (
     datamodule_of,
     gather,
     iterate_images,
+    real_images01,
     run_directory,
     save_and_log_image,
 )
@@ -83,7 +84,7 @@ class ReconstructionEvaluation(EvaluationCallback):
         real_stats = cached_reference_statistics(
             extractor,
             data_id(datamodule, "val", len(dataset)),
-            lambda: (denormalize(batch["image"]) for batch in _batches(dataset, self.batch_size)),
+            lambda: real_images01(dataset, self.batch_size),
             num_images=len(dataset),
             image_size=datamodule.image_size,
         )
@@ -105,7 +106,3 @@ class ReconstructionEvaluation(EvaluationCallback):
         folder.mkdir(exist_ok=True)
         path = folder / f"reconstructions_step{trainer.global_step:07d}.png"
         save_and_log_image(trainer, grid, path, "eval/reconstructions")
-
-
-def _batches(dataset: torch.utils.data.Dataset, batch_size: int):
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)

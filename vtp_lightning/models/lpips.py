@@ -16,6 +16,7 @@ from torch import nn
 from torchvision.models import vgg16
 
 from vtp_lightning.errors import WeightsError
+from vtp_lightning.models.tensor_file import read_tensor_file
 
 # Cut points after relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 in torchvision's VGG16 ``features``.
 _SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))
@@ -46,12 +47,7 @@ class LPIPS(nn.Module):
                 f"perceptual weights {path} do not exist; build them with scripts/make_lpips_weights.py "
                 "from local VGG16 and LPIPS files, or set perceptual_weights: null for L1 only"
             )
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_tensor_file(path)
         model = cls()
         mapping = {}
         for i, (a, b) in enumerate(_SLICES):

@@ -14,6 +14,7 @@ from open_clip.transformer import TextTransformer
 from torch import nn
 
 from vtp_lightning.errors import WeightsError
+from vtp_lightning.models.tensor_file import read_tensor_file
 
 # Keys of an OpenCLIP CLIP checkpoint that belong to the text tower (top level in CLIP models).
 _TEXT_PREFIXES = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.", "text_projection")
@@ -47,11 +48,7 @@ def build_text_tower(config: TextConfig) -> TextTransformer:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_tensor_file(path)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):
