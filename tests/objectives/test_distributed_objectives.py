@@ -67,10 +67,18 @@ def _contrastive(
 
 def _targets(logits: torch.Tensor, old_center: torch.Tensor) -> dict[str, torch.Tensor]:
     centring = CenteredSoftmax(PROTOTYPES, momentum=0.7)
-    centring.center.copy_(old_center)
+    centring.set_center(old_center)
     centred = centring(logits, TEMP)
+    fresh = CenteredSoftmax(PROTOTYPES, momentum=0.7)
+    first_centred = fresh(logits, TEMP)
     sinkhorn = SinkhornKnopp(PROTOTYPES, iterations=3)(logits, TEMP)
-    return {"centred": centred, "center": centring.center.clone(), "sinkhorn": sinkhorn}
+    return {
+        "centred": centred,
+        "center": centring.center.clone(),
+        "first_centred": first_centred,
+        "first_center": fresh.center.clone(),
+        "sinkhorn": sinkhorn,
+    }
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
@@ -142,6 +150,19 @@ def test_dino_centre_is_the_same_on_both_ranks_and_equals_the_single_process_cen
     for rank, result in enumerate(ranks):
         torch.testing.assert_close(result["targets"]["center"], single["center"])
         torch.testing.assert_close(result["targets"]["centred"], single["centred"][_rows(rank)])
+
+
+def test_a_fresh_dino_centre_starts_from_the_global_first_batch_mean_on_every_rank(
+    ranks: list[dict],
+) -> None:
+    logits = _inputs()["teacher_logits"]
+    torch.testing.assert_close(
+        _targets(logits, _inputs()["old_center"])["first_center"], logits.mean(0, keepdim=True)
+    )
+    for rank, result in enumerate(ranks):
+        torch.testing.assert_close(result["targets"]["first_center"], logits.mean(0, keepdim=True))
+        expected = torch.softmax((logits[_rows(rank)] - logits.mean(0, keepdim=True)) / TEMP, dim=-1)
+        torch.testing.assert_close(result["targets"]["first_centred"], expected)
 
 
 def test_sinkhorn_targets_on_2_ranks_equal_the_single_process_targets(ranks: list[dict]) -> None:

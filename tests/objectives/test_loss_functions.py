@@ -20,6 +20,7 @@ from vtp_lightning.losses import (
     KoLeoLoss,
     SigLipLoss,
     SinkhornKnopp,
+    target_entropies,
 )
 
 
@@ -198,7 +199,7 @@ def test_centered_softmax_targets_use_the_old_centre_and_then_move_it_by_ema() -
     k, momentum, temp = 5, 0.8, 0.07
     centring = CenteredSoftmax(k, momentum=momentum)
     old_centre = torch.randn(1, k)
-    centring.center.copy_(old_centre)
+    centring.set_center(old_centre)
     logits = torch.randn(6, k)
 
     targets = centring(logits, temp)
@@ -209,17 +210,58 @@ def test_centered_softmax_targets_use_the_old_centre_and_then_move_it_by_ema() -
     torch.testing.assert_close(centring.center, momentum * old_centre + (1 - momentum) * logits.mean(0, True))
 
 
-def test_centered_softmax_starts_at_zero_and_is_a_checkpointed_buffer() -> None:
+def test_centered_softmax_starts_its_centre_from_the_first_batch_mean() -> None:
+    torch.manual_seed(6)
+    k, momentum, temp = 4, 0.9, 0.05
+    centring = CenteredSoftmax(k, momentum=momentum)
+    first, second = torch.randn(5, k) + 3.0, torch.randn(5, k)
+
+    targets = centring(first, temp)
+
+    # the very first targets are already centred (a zero centre would leave them uncentred)
+    torch.testing.assert_close(targets, torch.softmax((first - first.mean(0, True)) / temp, dim=-1))
+    torch.testing.assert_close(centring.center, first.mean(0, True))
+    centring(second, temp)  # later batches move it by EMA only
+    expected = momentum * first.mean(0, True) + (1 - momentum) * second.mean(0, True)
+    torch.testing.assert_close(centring.center, expected)
+
+
+def test_centered_softmax_centre_and_its_start_flag_are_checkpointed() -> None:
     centring = CenteredSoftmax(3)
-    assert torch.equal(centring.center, torch.zeros(1, 3))
-    assert "center" in centring.state_dict()
+    centring(torch.randn(4, 3), 0.1)
+    restored = CenteredSoftmax(3)
+    restored.load_state_dict(centring.state_dict())
+    assert torch.equal(restored.center, centring.center)
+    batch = torch.randn(4, 3)
+    torch.testing.assert_close(restored(batch, 0.1), torch.softmax((batch - centring.center) / 0.1, -1))
+
+
+def test_centered_softmax_counts_a_centre_from_an_older_checkpoint_as_started() -> None:
+    restored = CenteredSoftmax(3, momentum=0.5)
+    restored.load_state_dict({"center": torch.full((1, 3), 2.0)})
+    batch = torch.zeros(2, 3)
+    restored(batch, 0.1)
+    torch.testing.assert_close(restored.center, torch.full((1, 3), 1.0))
 
 
 def test_centered_softmax_keeps_its_centre_when_given_no_rows() -> None:
     centring = CenteredSoftmax(3)
-    centring.center.fill_(0.5)
+    centring.set_center(torch.full((1, 3), 0.5))
     centring(torch.zeros(0, 3), 0.1)
     assert torch.equal(centring.center, torch.full((1, 3), 0.5))
+
+
+def test_target_entropies_tell_uniform_targets_from_a_shared_prototype_and_from_healthy_ones() -> None:
+    k, n = 8, 4
+    uniform = target_entropies(torch.full((n, k), 1.0 / k))
+    assert uniform["sample"].item() == pytest.approx(math.log(k))
+    assert uniform["batch"].item() == pytest.approx(math.log(k))
+    shared = target_entropies(F.one_hot(torch.zeros(n, dtype=torch.long), k).float())
+    assert shared["sample"].item() == pytest.approx(0.0, abs=1e-6)
+    assert shared["batch"].item() == pytest.approx(0.0, abs=1e-6)
+    healthy = target_entropies(F.one_hot(torch.arange(n), k).float())
+    assert healthy["sample"].item() == pytest.approx(0.0, abs=1e-6)
+    assert healthy["batch"].item() == pytest.approx(math.log(n))
 
 
 @pytest.mark.parametrize("iterations", [3, 50])

@@ -4,7 +4,7 @@ from vtp_lightning.losses.contrastive import ClipLoss, SigLipLoss
 from vtp_lightning.losses.dino import DINOLoss
 from vtp_lightning.losses.ibot import IBOTPatchLoss
 from vtp_lightning.losses.koleo import KoLeoLoss
-from vtp_lightning.losses.teacher_targets import CenteredSoftmax, SinkhornKnopp
+from vtp_lightning.losses.teacher_targets import CenteredSoftmax, SinkhornKnopp, target_entropies
 
 __all__ = [
     "CenteredSoftmax",
@@ -14,4 +14,5 @@ __all__ = [
     "KoLeoLoss",
     "SigLipLoss",
     "SinkhornKnopp",
+    "target_entropies",
 ]

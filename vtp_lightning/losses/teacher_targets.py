@@ -13,27 +13,54 @@ from vtp_lightning.distributed import all_reduce_max, all_reduce_sum
 
 
 class CenteredSoftmax(nn.Module):
-    """softmax((t - c) / T) with an EMA centre ``c`` over the global batch (a checkpointed buffer)."""
+    """softmax((t - c) / T) with an EMA centre ``c`` over the global batch (a checkpointed buffer).
+
+    The centre starts from the first batch's mean rather than from zero: a zero centre leaves the
+    first steps' targets uncentred, and at initialisation every image gets nearly the same teacher
+    logits, so those targets all pick the same prototype (the collapse centring exists to prevent).
+    """
 
     def __init__(self, dim: int, momentum: float = 0.9) -> None:
         super().__init__()
         self.momentum = momentum
         self.register_buffer("center", torch.zeros(1, dim))
+        self.register_buffer("center_initialized", torch.tensor(False))
 
     @torch.no_grad()
     def forward(self, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        if not bool(self.center_initialized):
+            batch_center = self._global_mean(teacher_logits)
+            if batch_center is not None:
+                self.set_center(batch_center)
         targets = torch.softmax((teacher_logits - self.center) / temperature, dim=-1)
         self.update(teacher_logits)
         return targets
 
     @torch.no_grad()
+    def set_center(self, center: torch.Tensor) -> None:
+        """Start the EMA from ``center`` (what a first batch, or a test, provides)."""
+        self.center.copy_(center)
+        self.center_initialized.fill_(True)
+
+    @torch.no_grad()
     def update(self, teacher_logits: torch.Tensor) -> None:
+        batch_center = self._global_mean(teacher_logits)
+        if batch_center is None:  # e.g. no masked patch anywhere this step: nothing to learn the centre from
+            return
+        self.center.mul_(self.momentum).add_(batch_center * (1.0 - self.momentum))
+
+    @staticmethod
+    def _global_mean(teacher_logits: torch.Tensor) -> torch.Tensor | None:
         total = all_reduce_sum(teacher_logits.float().sum(dim=0, keepdim=True))
         count = all_reduce_sum(torch.tensor([float(teacher_logits.shape[0])], device=teacher_logits.device))
-        if count.item() == 0:  # e.g. no masked patch anywhere this step: nothing to learn the centre from
-            return
-        batch_center = total / count
-        self.center.mul_(self.momentum).add_(batch_center * (1.0 - self.momentum))
+        return None if count.item() == 0 else total / count
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, *args):  # noqa: ANN001
+        # Checkpoints written before the flag existed hold a trained centre: count it as initialised.
+        key = prefix + "center_initialized"
+        if prefix + "center" in state_dict and key not in state_dict:
+            state_dict[key] = torch.tensor(True)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, *args)
 
 
 class SinkhornKnopp(nn.Module):
@@ -66,3 +93,16 @@ def make_teacher_targets(kind: str, dim: int, center_momentum: float) -> nn.Modu
     if kind == "sinkhorn":
         return SinkhornKnopp(dim)
     raise ValueError(f"unknown teacher target mode {kind!r}; use 'centering' or 'sinkhorn'")
+
+
+@torch.no_grad()
+def target_entropies(targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Collapse diagnostics of teacher targets ``(n, K)`` (DINO tracks both).
+
+    ``sample``: mean entropy of each row — ``log K`` when the targets went uniform, 0 when one-hot.
+    ``batch``: entropy of the batch-mean target — near 0 when every row picks the same prototype.
+    """
+    probs = targets.float().clamp_min(1e-12)
+    sample = -(probs * probs.log()).sum(dim=-1).mean()
+    mean = probs.mean(dim=0)
+    return {"sample": sample, "batch": -(mean * mean.log()).sum()}

@@ -11,7 +11,7 @@ from torch import nn
 
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.losses.ibot import IBOTPatchLoss
-from vtp_lightning.losses.teacher_targets import make_teacher_targets
+from vtp_lightning.losses.teacher_targets import make_teacher_targets, target_entropies
 from vtp_lightning.objectives.objective import ObjectiveOutput
 from vtp_lightning.objectives.ssl_views import SSLViewsMixin
 
@@ -75,4 +75,8 @@ class MIMMixin(SSLViewsMixin):
             flat_masks.shape[0],
             self.ssl_options["student_temp"],
         )
-        return ObjectiveOutput(loss, {"mim_masked_patches": num_masked})
+        logs = {"mim_masked_patches": num_masked}
+        if teacher_probs.shape[0] > 0:
+            entropy = target_entropies(teacher_probs)
+            logs |= {"mim_target_entropy": entropy["sample"], "mim_target_batch_entropy": entropy["batch"]}
+        return ObjectiveOutput(loss, logs)

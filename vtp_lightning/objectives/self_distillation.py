@@ -8,7 +8,7 @@ import torch
 
 from vtp_lightning.losses.dino import DINOLoss
 from vtp_lightning.losses.koleo import KoLeoLoss
-from vtp_lightning.losses.teacher_targets import make_teacher_targets
+from vtp_lightning.losses.teacher_targets import make_teacher_targets, target_entropies
 from vtp_lightning.objectives.objective import ObjectiveOutput
 from vtp_lightning.objectives.ssl_views import SSLViewsMixin
 
@@ -38,13 +38,22 @@ class SelfDistillationMixin(SSLViewsMixin):
         views = self.ssl_views(batch)
         teacher_logits = self.teacher["ssl_head"](views["teacher_global"]["cls"])
         teacher_temp = self.teacher_temp_now()
-        teacher_probs = self.dino_targets(teacher_logits, teacher_temp).chunk(2)
+        targets = self.dino_targets(teacher_logits, teacher_temp)
+        teacher_probs = targets.chunk(2)
         student_logits = list(self.ssl_head(views["student_global"]["cls"]).chunk(2))
         local = views["student_local"]
         if local is not None:
             student_logits += list(self.ssl_head(local["cls"]).chunk(local["num_views"]))
         loss = self.dino_loss_fn(student_logits, list(teacher_probs), self.ssl_options["student_temp"])
-        return ObjectiveOutput(loss, {"teacher_temp": torch.tensor(teacher_temp)})
+        entropy = target_entropies(targets)
+        return ObjectiveOutput(
+            loss,
+            {
+                "teacher_temp": torch.tensor(teacher_temp),
+                "dino_target_entropy": entropy["sample"],
+                "dino_target_batch_entropy": entropy["batch"],
+            },
+        )
 
     def _koleo_objective(self, batch: dict[str, Any]) -> ObjectiveOutput:
         views = self.ssl_views(batch)
