@@ -82,9 +82,11 @@ def test_a_resumed_run_continues_exactly_where_its_checkpoint_left_off(
     """
     monkeypatch.setattr(VTPTokenizer, "on_before_batch_transfer", _pinned_batch)
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert main(shrunk_cli_args(VTP_CONFIG, straight, max_steps=4, checkpoint_every=2)) == 0
+    # EMA centring (the scale presets' teacher targets; the CPU configs use Sinkhorn, which has no state)
+    centring = {"model.init_args.teacher_targets": "centering"}
+    assert main(shrunk_cli_args(VTP_CONFIG, straight, max_steps=4, checkpoint_every=2, **centring)) == 0
     (at_2,) = (straight / "checkpoints").glob("*step=2*.ckpt")
-    assert main(shrunk_cli_args(VTP_CONFIG, resumed, max_steps=4, ckpt_path=at_2)) == 0
+    assert main(shrunk_cli_args(VTP_CONFIG, resumed, max_steps=4, ckpt_path=at_2, **centring)) == 0
     _, resume_start = recorded["start"]
     straight_end, resumed_end = recorded["end"]
     saved = torch.load(at_2, map_location="cpu", weights_only=False)
@@ -98,9 +100,9 @@ def test_a_resumed_run_continues_exactly_where_its_checkpoint_left_off(
         assert resume_start["centres"][name].abs().sum() > 0  # really learnt, not a fresh zero centre
     assert resume_start["lr"] == saved["optimizer_states"][0]["param_groups"][0]["lr"]
     # ... with the schedules at progress 2/4 of the same 4-step run (not restarted).
-    # momentum 0.99 -> 1 on a cosine: halfway it is 1 - 0.01 * (cos(pi / 2) + 1) / 2 = 0.995; the
+    # momentum 0.9 -> 1 on a cosine: halfway it is 1 - 0.1 * (cos(pi / 2) + 1) / 2 = 0.95; the
     # teacher temperature is the CPU config's constant 0.04 (experiments/_ssl.yaml: no warm-up).
-    assert resume_start["teacher_momentum"] == pytest.approx(0.995)
+    assert resume_start["teacher_momentum"] == pytest.approx(0.95)
     assert resume_start["teacher_temp"] == pytest.approx(0.04)
 
     # It runs only the remaining steps and ends where the uninterrupted run ends.
@@ -109,8 +111,8 @@ def test_a_resumed_run_continues_exactly_where_its_checkpoint_left_off(
     for key in ("teacher_momentum", "teacher_temp", "lr"):
         assert resumed_end[key] == straight_end[key], key
     for key, value in straight_end["teacher"].items():
-        # equal up to float rounding (a few ulp in a handful of elements)
-        torch.testing.assert_close(resumed_end["teacher"][key], value, rtol=1e-6, atol=1e-9, msg=key)
+        # equal up to float rounding: a few ulp at the weights' scale (float32 ulp at 0.07 is 7e-9)
+        torch.testing.assert_close(resumed_end["teacher"][key], value, rtol=1e-6, atol=1e-8, msg=key)
     for name in ("dino", "ibot"):
         torch.testing.assert_close(
             resumed_end["centres"][name], straight_end["centres"][name], rtol=1e-6, atol=1e-8
