@@ -67,7 +67,15 @@ class EvaluationCallback(Callback):
         """Whether this evaluation makes sense for the module (e.g. zero-shot needs a text tower)."""
         return True
 
+    def check_inputs(self) -> None:
+        """Fail at fit start on what the first evaluation would need (e.g. a missing weights file),
+        instead of after the first ``every_n_steps`` of training."""
+
     # ------------------------------------------------------------------ scheduling
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.applies_to(pl_module):
+            self.check_inputs()
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         step = trainer.global_step
         # A step spans several batches under gradient accumulation: evaluate it once.

@@ -61,6 +61,9 @@ class ReconstructionEvaluation(EvaluationCallback):
         self.extractor = ExtractorHolder(feature_extractor, extractor_weights)
         self.grid_images = grid_images
 
+    def check_inputs(self) -> None:
+        self.extractor.get(torch.device("cpu"))  # builds it once: unknown name, missing or wrong weights
+
     def applies_to(self, pl_module: pl.LightningModule) -> bool:
         return hasattr(pl_module, "decoder")
 

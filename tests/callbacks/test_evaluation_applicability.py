@@ -58,8 +58,13 @@ def test_fid_without_inception_weights_raises_one_weights_error_naming_the_varia
     evaluation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_ae, fit_tiny
 ) -> None:
     monkeypatch.delenv(INCEPTION_WEIGHTS_ENV, raising=False)
+    model = make_ae()
     with pytest.raises(WeightsError) as raised:
-        fit_tiny(make_ae(), tmp_path, [evaluation], max_steps=1)
+        # evaluation is due only after 1000 steps: the missing file must stop the run at fit start
+        evaluation.every_n_steps = 1000
+        fit_tiny(model, tmp_path, [evaluation], max_steps=2)
+
+    assert model.global_step == 0  # no training time lost before the error
 
     assert type(raised.value) is WeightsError  # the error itself, not wrapped by Lightning
     assert INCEPTION_WEIGHTS_ENV in str(raised.value)
