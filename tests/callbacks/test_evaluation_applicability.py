@@ -59,9 +59,8 @@ def test_fid_without_inception_weights_raises_one_weights_error_naming_the_varia
 ) -> None:
     monkeypatch.delenv(INCEPTION_WEIGHTS_ENV, raising=False)
     model = make_ae()
+    evaluation.every_n_steps = 1000  # not due in this run: the missing file must stop it at fit start
     with pytest.raises(WeightsError) as raised:
-        # evaluation is due only after 1000 steps: the missing file must stop the run at fit start
-        evaluation.every_n_steps = 1000
         fit_tiny(model, tmp_path, [evaluation], max_steps=2)
 
     assert model.global_step == 0  # no training time lost before the error

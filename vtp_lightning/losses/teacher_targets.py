@@ -28,12 +28,13 @@ class CenteredSoftmax(nn.Module):
 
     @torch.no_grad()
     def forward(self, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-        if not bool(self.center_initialized):
-            batch_center = self._global_mean(teacher_logits)
-            if batch_center is not None:
-                self.set_center(batch_center)
+        # None when no rank has a row (e.g. no masked patch anywhere): nothing to learn the centre from
+        batch_center = self._global_mean(teacher_logits)
+        if batch_center is not None and not bool(self.center_initialized):
+            self.set_center(batch_center)
         targets = torch.softmax((teacher_logits - self.center) / temperature, dim=-1)
-        self.update(teacher_logits)
+        if batch_center is not None:
+            self.center.mul_(self.momentum).add_(batch_center * (1.0 - self.momentum))
         return targets
 
     @torch.no_grad()
@@ -41,13 +42,6 @@ class CenteredSoftmax(nn.Module):
         """Start the EMA from ``center`` (what a first batch, or a test, provides)."""
         self.center.copy_(center)
         self.center_initialized.fill_(True)
-
-    @torch.no_grad()
-    def update(self, teacher_logits: torch.Tensor) -> None:
-        batch_center = self._global_mean(teacher_logits)
-        if batch_center is None:  # e.g. no masked patch anywhere this step: nothing to learn the centre from
-            return
-        self.center.mul_(self.momentum).add_(batch_center * (1.0 - self.momentum))
 
     @staticmethod
     def _global_mean(teacher_logits: torch.Tensor) -> torch.Tensor | None:
