@@ -15,15 +15,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
 from vtp_lightning.config_files import expand_config_args
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.errors import CheckpointError, VTPError
-from vtp_lightning.objectives.base import TokenizerModule
+
+# ``--ckpt_path`` values Lightning resolves itself (to a file it then reads through SafeCheckpointIO).
+LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
 
 
 class VTPCLI(LightningCLI):
@@ -49,12 +51,11 @@ class VTPCLI(LightningCLI):
             return
         config = self.config[subcommand]
         ckpt_path = config.get("ckpt_path")
-        if not ckpt_path or not Path(ckpt_path).is_file():
+        if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_KEYWORDS:
             return
-        try:
-            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
-        except Exception:  # not a zip checkpoint: Lightning reports it with its own message
-            return
+        # Read (weights only) before LightningCLI does: a pickled payload, a missing or a truncated
+        # file is one error here instead of code run or a traceback there.
+        checkpoint = load_checkpoint(ckpt_path, what="--ckpt_path")
         theirs = checkpoint.get("vtp_class") or checkpoint.get("hyper_parameters", {}).get("_class_path")
         ours = config.get("model", {}).get("class_path")
         if theirs and ours and theirs != ours:
@@ -71,7 +72,18 @@ class VTPCLI(LightningCLI):
                 CSVLogger(save_dir=root, name="", version=""),
                 TensorBoardLogger(save_dir=root, name="tensorboard", version=""),
             ]
+        kwargs["plugins"] = _with_safe_checkpoint_io(self._get(self.config_init, "trainer.plugins"))
         return super().instantiate_trainer(**kwargs)
+
+
+def _with_safe_checkpoint_io(plugins: Any) -> list[Any]:
+    """The configured plugins plus :class:`SafeCheckpointIO`, unless one of them is a CheckpointIO."""
+    from lightning.fabric.plugins import CheckpointIO
+
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, list) else [plugins]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(SafeCheckpointIO())
+    return plugins
 
 
 def _one_line(exc: BaseException) -> str:
@@ -101,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     try:
         VTPCLI(
-            TokenizerModule,
+            LightningModule,
             VTPDataModule,
             subclass_mode_model=True,
             args=expand_config_args(args),

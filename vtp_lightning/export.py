@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from vtp_lightning.checkpoints import load_checkpoint
 from vtp_lightning.errors import CheckpointError, VTPError
 from vtp_lightning.models.autoencoder import VTPAutoencoder
 
@@ -26,14 +27,14 @@ _EXPORTED_PREFIXES = ("encoder.", "bottleneck.", "decoder.")
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
+    """A training checkpoint with a ``state_dict``, read without unpickling arbitrary objects."""
+    state = load_checkpoint(path)
+    if not isinstance(state.get("state_dict"), dict):
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({exc}); is it a Lightning .ckpt file?"
-        ) from exc
+            f"{path} has no 'state_dict'; give a Lightning checkpoint written by `lightning fit` "
+            "or an exported directory"
+        )
+    return state
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -42,15 +43,30 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
         path = path / WEIGHTS_NAME
     if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise CheckpointError(f"weights file {path} does not exist")
-        return load_file(str(path))
-    state = _load_checkpoint(path)
-    if "state_dict" not in state:
+        return _read_safetensors(path)
+    return _load_checkpoint(path)["state_dict"]
+
+
+def _read_safetensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} does not exist")
+    try:
+        return load_file(str(path), device=device)
+    except Exception as exc:  # safetensors raises its own SafetensorError (and OSError) for bad files
         raise CheckpointError(
-            f"{path} has no 'state_dict'; give a Lightning checkpoint or an exported directory"
+            f"cannot read weights file {path} ({str(exc).splitlines()[0]}); it is truncated or not a "
+            "safetensors file — export the checkpoint again with `vtp-export`"
+        ) from None
+
+
+def _refuse_non_finite(weights: dict[str, torch.Tensor], source: Path) -> None:
+    """Weights holding NaN or infinity come from a diverged run; exporting them would hide that."""
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"{source} holds non-finite weights ({len(bad)} tensors, e.g. {bad[0]}): the run diverged; "
+            "export an earlier checkpoint or retrain with a lower learning rate"
         )
-    return state["state_dict"]
 
 
 def export_pretrained(checkpoint: str | Path, out_dir: str | Path) -> Path:
@@ -65,7 +81,10 @@ def export_pretrained(checkpoint: str | Path, out_dir: str | Path) -> Path:
     weights = {k: v.contiguous() for k, v in state["state_dict"].items() if k.startswith(_EXPORTED_PREFIXES)}
     model = VTPAutoencoder.from_architecture(arch)
     _check_fits(model, weights, checkpoint)
+    _refuse_non_finite(weights, checkpoint)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out} is a file; give a directory (new or existing) to export into")
     out.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
     config = {"architecture": arch, "source_checkpoint": str(checkpoint), "class": state.get("vtp_class")}
@@ -92,12 +111,37 @@ def from_pretrained(directory: str | Path, map_location: str | torch.device = "c
         raise CheckpointError(
             f"{directory} has no {CONFIG_NAME}; export a checkpoint with `vtp-export` first"
         )
-    arch = json.loads(config_path.read_text())["architecture"]
-    model = VTPAutoencoder.from_architecture(arch)
-    weights = load_file(str(directory / WEIGHTS_NAME), device=str(map_location))
+    try:
+        arch = json.loads(config_path.read_text())["architecture"]
+        model = VTPAutoencoder.from_architecture(arch)
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise CheckpointError(
+            f"{config_path} is not a valid export config ({type(exc).__name__}: {exc}); "
+            "export the checkpoint again with `vtp-export`"
+        ) from None
+    weights = _read_safetensors(directory / WEIGHTS_NAME, device=str(map_location))
     _check_fits(model, weights, directory)
     model.load_state_dict(weights, strict=False)
     return model.eval()
+
+
+def load_autoencoder(path: str | Path) -> VTPAutoencoder:
+    """The encode/decode half of a tokenizer from a training checkpoint or an exported directory."""
+    path = Path(path)
+    if path.is_dir():
+        return from_pretrained(path)
+    state = _load_checkpoint(path)
+    arch = state.get(ARCH_KEY)
+    if arch is None or "state_dict" not in state:
+        raise CheckpointError(
+            f"{path} was not written by a vtp-lightning tokenizer (no {ARCH_KEY!r} entry); give a "
+            "checkpoint from `lightning fit` or a directory from `vtp-export`"
+        )
+    weights = {k: v for k, v in state["state_dict"].items() if k.startswith(_EXPORTED_PREFIXES)}
+    model = VTPAutoencoder.from_architecture(arch)
+    _check_fits(model, weights, path)
+    model.load_state_dict(weights, strict=False)
+    return model
 
 
 def main(argv: list[str] | None = None) -> int:

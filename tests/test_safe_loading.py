@@ -1,0 +1,127 @@
+"""Every checkpoint a user passes is read without unpickling code, and a bad one is one error line.
+
+The hostile checkpoint is a real training checkpoint with one extra entry whose unpickling would
+run a shell command that creates a marker file: the marker must never appear.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
+from vtp_lightning.cli import main as cli_main
+from vtp_lightning.errors import CheckpointError
+from vtp_lightning.export import main as export_main
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+AE_CONFIG = EXPERIMENTS / "ae.yaml"
+
+pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers")
+
+
+class _ShellPayload:
+    """Unpickling this runs ``touch marker`` (what a malicious checkpoint would do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture(scope="module")
+def ae_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory, shrunk_cli_args: Callable[..., list[str]]
+) -> Path:
+    root = tmp_path_factory.mktemp("ae_run")
+    assert cli_main(shrunk_cli_args(AE_CONFIG, root, max_steps=1)) == 0
+    return root / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture
+def hostile(ae_checkpoint: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """(a checkpoint with a pickled shell payload, the marker file the payload would create)."""
+    marker = tmp_path / "payload-ran"
+    state = torch.load(ae_checkpoint, map_location="cpu", weights_only=True)
+    state["extra"] = _ShellPayload(marker)
+    path = tmp_path / "hostile.ckpt"
+    torch.save(state, path)
+    return path, marker
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_a_real_training_checkpoint_loads_weights_only(ae_checkpoint: Path) -> None:
+    state = load_checkpoint(ae_checkpoint)
+    assert {"state_dict", "optimizer_states", "hyper_parameters", "loops"} <= set(state)
+
+
+def test_a_pickled_payload_is_refused_without_running(hostile: tuple[Path, Path]) -> None:
+    path, marker = hostile
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_vtp_export_of_a_hostile_checkpoint_is_one_error_and_runs_nothing(
+    hostile: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, marker = hostile
+    assert export_main([str(path), str(tmp_path / "out")]) == 2
+    (error,) = _error_lines(capsys.readouterr().err)
+    assert str(path) in error and "pickled" in error
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["model.init_args.init_weights", "ckpt_path"])
+def test_training_from_a_hostile_checkpoint_is_one_error_and_runs_nothing(
+    option: str,
+    hostile: tuple[Path, Path],
+    tmp_path: Path,
+    shrunk_cli_args: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, marker = hostile
+    run = tmp_path / "run"
+    assert cli_main(shrunk_cli_args(AE_CONFIG, run, max_steps=1, **{option: path})) == 2
+    (error,) = _error_lines(capsys.readouterr().err)
+    assert str(path) in error and "pickled" in error
+    assert not marker.exists()
+    assert not (run / "checkpoints").exists()  # no step was trained
+
+
+@pytest.mark.parametrize("fault", ["missing", "empty", "truncated", "directory"])
+def test_a_missing_or_truncated_ckpt_path_is_one_error_naming_it(
+    fault: str,
+    ae_checkpoint: Path,
+    tmp_path: Path,
+    shrunk_cli_args: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = tmp_path / "bad.ckpt"
+    if fault == "empty":
+        bad.write_bytes(b"")
+    elif fault == "truncated":
+        bad.write_bytes(ae_checkpoint.read_bytes()[: ae_checkpoint.stat().st_size // 2])
+    elif fault == "directory":
+        bad.mkdir()
+    assert cli_main(shrunk_cli_args(AE_CONFIG, tmp_path / "run", max_steps=1, ckpt_path=bad)) == 2
+    (error,) = _error_lines(capsys.readouterr().err)
+    assert str(bad) in error
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_lightning_reads_checkpoints_through_the_safe_loader_whatever_weights_only_says(
+    hostile: tuple[Path, Path],
+) -> None:
+    path, marker = hostile
+    with pytest.raises(CheckpointError, match="pickled"):
+        SafeCheckpointIO().load_checkpoint(path, weights_only=False)
+    assert not marker.exists()

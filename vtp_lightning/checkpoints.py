@@ -1,0 +1,91 @@
+"""Reading and writing training checkpoints safely.
+
+Reading: a ``.ckpt`` a user passes (``--ckpt_path``, ``init_weights``, ``vtp-export``) is unpickled
+with ``weights_only=True``, so a checkpoint carrying pickled code is refused before anything runs;
+tensors, plain containers and numbers are all a Lightning checkpoint of this suite holds.
+
+Writing: :class:`SafeCheckpointIO` writes a checkpoint to a temporary file beside the target and
+renames it into place, so a kill during the save never leaves a truncated ``last.ckpt`` (Lightning's
+own writer stages the file in ``$TMPDIR``, which is a copy, not a rename, when that is another
+filesystem). The same plugin reads checkpoints with :func:`load_checkpoint`, whatever ``weights_only``
+Lightning asks for.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from vtp_lightning.errors import CheckpointError
+
+# Anything beyond tensors and builtin containers that a checkpoint of this suite may hold: path
+# hyper-parameters (``init_weights`` given as a Path by Python users).
+SAFE_GLOBALS: list[Any] = [Path, type(Path())]
+
+
+def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any]:
+    """The dict stored at ``path``; a :class:`CheckpointError` when it is missing, truncated or unsafe."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{what} {path} does not exist; check the path")
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} is not a file; give the .ckpt file itself")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{what} {path} is empty (an interrupted save?); use an earlier checkpoint")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        globals_named = [line for line in str(exc).splitlines() if "GLOBAL" in line.upper()]
+        if not globals_named:  # not a pickle of any kind (e.g. a text file)
+            raise CheckpointError(
+                f"cannot read {what} {path}: it is not a torch checkpoint; is it a Lightning .ckpt file?"
+            ) from None
+        raise CheckpointError(
+            f"refusing to load {what} {path}: it holds pickled Python objects, not only tensors, and "
+            f"unpickling them could run code ({globals_named[0].strip()}); only load checkpoints you "
+            "trust, re-saved as plain tensors"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(
+            f"cannot read {what} {path} ({str(exc).splitlines()[0]}); it is truncated or not a "
+            "torch checkpoint — use an earlier or complete one"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{what} {path} holds a {type(state).__name__}, not a checkpoint dict")
+    return state
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` into a temporary file in ``path``'s folder, flushed to disk, then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO with atomic saves beside the target and weights-only loads."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} does not take storage_options")
+        atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> Any:
+        # Loaded on the CPU: Lightning moves the model's and the optimiser's states to their devices.
+        return load_checkpoint(path)
