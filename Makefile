@@ -28,6 +28,9 @@ demo: install ## set up, then train the full VTP tokenizer (CLIP+SSL+AE) on the 
 test: install ## set up, then run the default test suite (slow tests excluded)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
+test-unit: install ## the fast unit layer only (no Trainer fits, no CLI runs, no slow tests)
+	$(BIN)/pytest -m "not slow and not integration" $(PYTEST_ARGS)
+
 test-slow: install ## run only the slow end-to-end tests
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
@@ -46,7 +49,7 @@ clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
-.PHONY: help install demo test test-slow test-all lint format clean bench embedded-data
+.PHONY: help install demo test test-unit test-slow test-all lint format clean bench embedded-data
 
 embedded-data: install ## rebuild the embedded Fashion-MNIST slice from Debian's dataset-fashion-mnist
 	$(BIN)/python scripts/make_embedded_fashion_mnist.py

@@ -133,6 +133,12 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
         module.train(was_training)
 
 
+def has_trained_decoder(pl_module: pl.LightningModule) -> bool:
+    """Whether the module trains (or has trained) its pixel decoder: a tokenizer with the reconstruction
+    objective enabled, or a stage-2 decoder tuning run. An untrained decoder's rFD/gFD would mean nothing."""
+    return bool(getattr(pl_module, "has_trained_decoder", False))
+
+
 def compute_columns(trainer: pl.Trainer) -> dict[str, float]:
     """The cumulative compute totals of the run so far (empty without ComputeAccounting)."""
     for callback in trainer.callbacks:

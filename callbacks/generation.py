@@ -19,6 +19,7 @@ from callbacks.evaluation import (
     EvaluationCallback,
     datamodule_of,
     gather,
+    has_trained_decoder,
     iterate_images,
     rank_shard,
     real_images01,
@@ -85,7 +86,7 @@ class GenerationEvaluation(EvaluationCallback):
         self.extractor.get(torch.device("cpu"))  # builds it once: unknown name, missing or wrong weights
 
     def applies_to(self, pl_module: pl.LightningModule) -> bool:
-        return hasattr(pl_module, "decoder")
+        return has_trained_decoder(pl_module)
 
     def _encode_train_split(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule

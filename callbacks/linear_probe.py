@@ -56,6 +56,9 @@ class LinearProbeEvaluation(EvaluationCallback):
             "steps": steps,
         }
 
+    def applies_to(self, pl_module: pl.LightningModule) -> bool:
+        return hasattr(pl_module, "extract_features")
+
     def _features(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, split: str, limit: int
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

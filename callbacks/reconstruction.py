@@ -10,6 +10,7 @@ from callbacks.evaluation import (
     EvaluationCallback,
     datamodule_of,
     gather,
+    has_trained_decoder,
     iterate_images,
     real_images01,
     run_directory,
@@ -65,7 +66,7 @@ class ReconstructionEvaluation(EvaluationCallback):
         self.extractor.get(torch.device("cpu"))  # builds it once: unknown name, missing or wrong weights
 
     def applies_to(self, pl_module: pl.LightningModule) -> bool:
-        return hasattr(pl_module, "decoder")
+        return has_trained_decoder(pl_module)
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         datamodule = datamodule_of(trainer)

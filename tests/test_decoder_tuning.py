@@ -1,4 +1,4 @@
-"""Stage 2: the encoder is frozen and the decoder is tuned with a PatchGAN hinge loss."""
+"""Stage 2 (DecoderTuning): a stage-1 tokenizer's encoder is frozen and its decoder tuned with a GAN."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from vtp_lightning.data import VTPDataModule
-from vtp_lightning.errors import ConfigError
-from vtp_lightning.tokenizer import AETokenizer, CLIPAETokenizer
+from vtp_lightning.decoder_tuning import DecoderTuning
+from vtp_lightning.errors import CheckpointError, ConfigError
+from vtp_lightning.export import export_pretrained, from_pretrained
+from vtp_lightning.tokenizer import AETokenizer
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:perceptual loss off")]
 
 TINY = {"encoder_width": 32, "encoder_depth": 1, "encoder_heads": 2, "latent_dim": 8, "decoder_depth": 1}
 
@@ -32,27 +36,82 @@ def fit(model: pl.LightningModule, root: Path, steps: int) -> pl.Trainer:
     return trainer
 
 
-def test_stage2_starts_from_stage1_weights_trains_decoder_and_discriminator_only(tmp_path: Path) -> None:
-    stage1 = AETokenizer(**TINY)
-    trainer = fit(stage1, tmp_path / "stage1", steps=2)
-    checkpoint = tmp_path / "stage1.ckpt"
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory: pytest.TempPathFactory) -> tuple[AETokenizer, Path]:
+    root = tmp_path_factory.mktemp("stage1")
+    model = AETokenizer(**TINY)
+    trainer = fit(model, root, steps=2)
+    checkpoint = root / "stage1.ckpt"
     trainer.save_checkpoint(checkpoint)
+    return model, checkpoint
 
-    stage2 = AETokenizer(**TINY, stage=2, disc_start=1, init_weights=str(checkpoint))
-    assert not stage2.automatic_optimization
-    fit(stage2, tmp_path / "stage2", steps=3)
 
-    for key, value in stage1.encoder.state_dict().items():
+def test_stage2_starts_from_stage1_weights_and_trains_decoder_and_discriminator_only(
+    stage1: tuple[AETokenizer, Path], tmp_path: Path
+) -> None:
+    model1, checkpoint = stage1
+    stage2 = DecoderTuning(tokenizer=str(checkpoint), disc_start=1)
+    for key, value in model1.decoder.state_dict().items():
+        assert torch.equal(stage2.decoder.state_dict()[key], value), f"decoder {key} not loaded"
+    fit(stage2, tmp_path, steps=3)
+
+    for key, value in model1.encoder.state_dict().items():
         assert torch.equal(stage2.encoder.state_dict()[key], value), f"encoder {key} changed in stage 2"
+    for key, value in model1.bottleneck.state_dict().items():
+        assert torch.equal(stage2.bottleneck.state_dict()[key], value), f"bottleneck {key} changed"
     decoder_changed = any(
-        not torch.equal(stage2.decoder.state_dict()[k], v) for k, v in stage1.decoder.state_dict().items()
+        not torch.equal(stage2.decoder.state_dict()[k], v) for k, v in model1.decoder.state_dict().items()
     )
     assert decoder_changed
-    log = (tmp_path / "stage2" / "metrics.csv").read_text()
-    assert "train/loss_gan_d" in log and "train/gan_adaptive_weight" in log and "train/loss_rec" in log
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/loss_gan_d", "train/gan_adaptive_weight", "train/loss_rec"} <= set(header)
 
 
-def test_stage2_refuses_other_enabled_objectives(tmp_path: Path) -> None:
-    model = CLIPAETokenizer(**TINY, stage=2, text_width=32, text_layers=1, text_heads=2, embed_dim=32)
-    with pytest.raises(ConfigError, match="clip"):
-        fit(model, tmp_path, steps=1)
+def test_the_gan_waits_for_disc_start(stage1: tuple[AETokenizer, Path], tmp_path: Path) -> None:
+    _, checkpoint = stage1
+    stage2 = DecoderTuning(tokenizer=str(checkpoint), disc_start=100)
+    before = {k: v.clone() for k, v in stage2.discriminator.state_dict().items()}
+    fit(stage2, tmp_path, steps=2)
+    for key, value in before.items():
+        assert torch.equal(stage2.discriminator.state_dict()[key], value), "discriminator trained too early"
+
+
+def test_a_stage2_checkpoint_exports_like_a_tokenizer(
+    stage1: tuple[AETokenizer, Path], tmp_path: Path
+) -> None:
+    _, checkpoint = stage1
+    stage2 = DecoderTuning(tokenizer=str(checkpoint), disc_start=0)
+    trainer = fit(stage2, tmp_path / "run", steps=1)
+    trainer.save_checkpoint(tmp_path / "stage2.ckpt")
+    exported = from_pretrained(export_pretrained(tmp_path / "stage2.ckpt", tmp_path / "exported"))
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        expected = stage2.decode(stage2.encode(images))
+    torch.testing.assert_close(exported.decode(exported.encode(images)), expected)
+
+
+def test_stage2_also_starts_from_an_exported_directory(
+    stage1: tuple[AETokenizer, Path], tmp_path: Path
+) -> None:
+    model1, checkpoint = stage1
+    directory = export_pretrained(checkpoint, tmp_path / "exported")
+    stage2 = DecoderTuning(tokenizer=str(directory))
+    for key, value in model1.encoder.state_dict().items():
+        assert torch.equal(stage2.encoder.state_dict()[key], value)
+
+
+def test_a_tokenizer_without_a_decoder_is_refused(stage1: tuple[AETokenizer, Path], tmp_path: Path) -> None:
+    _, checkpoint = stage1
+    state = torch.load(checkpoint, weights_only=False)
+    state["vtp_architecture"]["decoder"] = None
+    state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith("decoder.")}
+    torch.save(state, tmp_path / "no_decoder.ckpt")
+    with pytest.raises(ConfigError, match="no pixel decoder"):
+        DecoderTuning(tokenizer=str(tmp_path / "no_decoder.ckpt"))
+
+
+def test_resuming_stage2_from_a_stage1_checkpoint_is_refused(stage1: tuple[AETokenizer, Path]) -> None:
+    _, checkpoint = stage1
+    stage2 = DecoderTuning(tokenizer=str(checkpoint))
+    with pytest.raises(CheckpointError, match="init_args.tokenizer"):
+        stage2.on_load_checkpoint(torch.load(checkpoint, weights_only=False))

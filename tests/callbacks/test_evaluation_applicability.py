@@ -37,6 +37,35 @@ def test_zero_shot_is_skipped_for_an_autoencoder_and_logs_no_column(
     assert zero_shot.seconds_spent == 0.0
 
 
+def test_reconstruction_and_generation_apply_only_when_the_decoder_is_trained(make_ae) -> None:
+    from vtp_lightning.tokenizer import AETokenizer
+
+    trained = make_ae()
+    untrained = AETokenizer(**{**trained.hparams, "rec_weight": 0.0})
+    for evaluation in (ReconstructionEvaluation(), GenerationEvaluation(protocol=TINY_PROTOCOL)):
+        assert evaluation.applies_to(trained)
+        assert not evaluation.applies_to(untrained)  # its decoder never trained: rFD/gFD would mean nothing
+
+
+@pytest.mark.integration
+def test_a_run_with_rec_weight_0_logs_no_reconstruction_or_generation_column(
+    tmp_path: Path, make_vtp, fit_tiny, metrics_of
+) -> None:
+    from vtp_lightning.tokenizer import VTPTokenizer
+
+    model = VTPTokenizer(**{**make_vtp().hparams, "rec_weight": 0.0})
+    zero_shot = ZeroShotEvaluation(eval_images=16, every_n_steps=1, batch_size=16)
+    reconstruction = ReconstructionEvaluation(num_images=16, grid_images=0, every_n_steps=1, batch_size=16)
+    generation = GenerationEvaluation(
+        protocol=TINY_PROTOCOL, train_images=16, reference_images=16, every_n_steps=1, batch_size=16
+    )
+    fit_tiny(model, tmp_path, [zero_shot, reconstruction, generation], max_steps=1)
+
+    columns = set(metrics_of(tmp_path)[0])
+    assert "eval/zeroshot_top1" in columns  # the run did evaluate
+    assert not {c for c in columns if c.startswith(("eval/rfd", "eval/gfd", "eval/psnr"))}
+
+
 @pytest.mark.parametrize(
     "evaluation",
     [

@@ -117,6 +117,11 @@ class TokenizerModule(pl.LightningModule):
         return obj is not None and obj.enabled
 
     @property
+    def has_trained_decoder(self) -> bool:
+        """Whether a pixel decoder is being trained (reconstruction enabled): what rFD/gFD need."""
+        return self.has_objective("rec")
+
+    @property
     def objectives(self) -> dict[str, Objective]:
         return dict(self._objectives)
 
