@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 
 
 def is_distributed() -> bool:
@@ -17,13 +16,6 @@ def world_size() -> int:
 
 def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
-
-
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every rank along dim 0; gradients flow back to each rank's own slice."""
-    if not is_distributed():
-        return x
-    return torch.cat(dist_fn.all_gather(x), dim=0)
 
 
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:

@@ -1,46 +1,41 @@
-"""Image-text contrastive losses.
+"""Image-text contrastive losses: open_clip's ``ClipLoss`` and ``SigLipLoss``, called the way VTP needs.
 
 Across ranks each rank scores its *local* rows against the *gathered* columns (gathered with
-gradient) with labels offset by ``rank * B`` — never the full global matrix on every rank. With
-DDP's gradient averaging this gives the same gradients as one process holding the whole batch.
+gradient, labels offset by ``rank * B``): open_clip's ``local_loss=True, gather_with_grad=True``.
+With DDP's gradient averaging this gives the same gradients as one process holding the whole batch.
+
+These wrappers exist for one reason: open_clip fixes rank and world size when the loss is built,
+which is before Lightning starts the process group, so they are read at each call instead. They
+also take the *log* temperature (the trainable parameter), as the rest of the suite does.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from open_clip.loss import ClipLoss as OpenClipLoss
+from open_clip.loss import SigLipLoss as OpenSigLipLoss
 from torch import nn
 
-from vtp_lightning.distributed import gather_with_grad, rank
+from vtp_lightning.distributed import rank, world_size
 
 
 class ClipLoss(nn.Module):
-    """Symmetric softmax InfoNCE (CLIP) on L2-normalised features."""
+    """Symmetric softmax InfoNCE (CLIP) on L2-normalised features; ``logit_scale`` is the log scale."""
 
     def forward(self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-        all_image = gather_with_grad(image)
-        all_text = gather_with_grad(text)
-        scale = logit_scale.exp()
-        logits_per_image = scale * image @ all_text.T
-        logits_per_text = scale * text @ all_image.T
-        labels = torch.arange(image.shape[0], device=image.device) + rank() * image.shape[0]
-        return 0.5 * (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels))
+        loss = OpenClipLoss(local_loss=True, gather_with_grad=True, rank=rank(), world_size=world_size())
+        return loss(image, text, logit_scale.exp())
 
 
 class SigLipLoss(nn.Module):
-    """Pairwise sigmoid loss (SigLIP): each pair is an independent binary decision.
+    """Pairwise sigmoid loss (SigLIP): each pair an independent binary decision, summed per image row.
 
-    Normalised per local image row, so the local-rows-vs-gathered-columns split adds up to the
-    single-process loss exactly.
+    Across ranks every rank's text features are all-gathered with gradient (open_clip's ``gather``
+    exchange, which any backend supports, gloo included).
     """
 
     def forward(
         self, image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, logit_bias: torch.Tensor
     ) -> torch.Tensor:
-        all_text = gather_with_grad(text)
-        logits = logit_scale.exp() * image @ all_text.T + logit_bias
-        b = image.shape[0]
-        signs = -torch.ones_like(logits)
-        cols = torch.arange(b, device=image.device) + rank() * b
-        signs[torch.arange(b, device=image.device), cols] = 1.0
-        return -F.logsigmoid(signs * logits).sum() / b
+        loss = OpenSigLipLoss(rank=rank(), world_size=world_size(), dist_impl="gather")
+        return loss(image, text, logit_scale.exp(), logit_bias)
