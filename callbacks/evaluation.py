@@ -14,7 +14,6 @@ the same number, and only rank 0's loggers write it.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from vtp_lightning.data.normalization import denormalize
@@ -92,7 +91,7 @@ class EvaluationCallback(Callback):
         if not self.applies_to(pl_module):
             return {}
         start = time.perf_counter()
-        with frozen(pl_module), preserved_random_state(pl_module.device):
+        with frozen(pl_module), isolate_rng():  # evaluation must not change training's RNG streams
             results = self.evaluate(trainer, pl_module)
         self.seconds_spent += time.perf_counter() - start
         self._last_evaluated_step = trainer.global_step
@@ -106,19 +105,6 @@ class EvaluationCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_evaluated_step = state_dict.get("last_evaluated_step", -1)
         self.seconds_spent = state_dict.get("seconds_spent", 0.0)
-
-
-@contextmanager
-def preserved_random_state(device: torch.device) -> Iterator[None]:
-    """Evaluation must not change training: restore torch's, numpy's and Python's RNGs afterwards."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    devices = [device] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
 
 
 @contextmanager

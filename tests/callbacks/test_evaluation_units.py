@@ -184,3 +184,27 @@ def test_items_helper_matches_the_eval_dataset_layout(make_data) -> None:
     fake = Items(2)[0]
     assert set(real) == set(fake) == {"image", "label"}
     assert real["label"].dtype == fake["label"].dtype == torch.long
+
+
+# ---------------------------------------------------------------------------------- random streams
+def test_an_evaluation_leaves_torch_numpy_and_python_random_streams_as_it_found_them() -> None:
+    import random
+
+    import numpy as np
+
+    from callbacks.evaluation import EvaluationCallback
+
+    class DrawsRandomNumbers(EvaluationCallback):
+        def evaluate(self, trainer, pl_module) -> dict[str, float]:
+            return {"eval/x": float(torch.rand(1)) + float(np.random.rand()) + random.random()}
+
+    def draws() -> tuple[float, float, float]:
+        return float(torch.rand(1)), float(np.random.rand()), random.random()
+
+    trainer = SimpleNamespace(global_step=3, loggers=[], callback_metrics={}, callbacks=[])
+    module = torch.nn.Linear(1, 1)
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    expected = draws()
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    DrawsRandomNumbers().run(trainer, module)
+    assert draws() == expected
