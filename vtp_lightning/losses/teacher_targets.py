@@ -6,6 +6,8 @@ column sums are all-reduced, so every rank computes the same targets as one big 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -58,7 +60,12 @@ class CenteredSoftmax(nn.Module):
 
 
 class SinkhornKnopp(nn.Module):
-    """Equipartition the teacher's assignments over prototypes (a few Sinkhorn iterations)."""
+    """Equipartition the teacher's assignments over prototypes (a few Sinkhorn iterations).
+
+    Computed in the log domain: at low teacher temperatures ``exp(logits / T)`` spans more than
+    float32's range (at T = 0.02 a logit gap of 2 is a factor e^100), so normalising the exponentials
+    underflows or overflows, while normalising their logarithms (logsumexp) stays exact.
+    """
 
     def __init__(self, dim: int, iterations: int = 3) -> None:
         super().__init__()
@@ -67,18 +74,25 @@ class SinkhornKnopp(nn.Module):
 
     @torch.no_grad()
     def forward(self, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-        logits = teacher_logits.float()
-        # A global (not per-rank) max keeps exp() finite without changing the normalised result.
-        q = torch.exp((logits - all_reduce_max(logits.max().detach().clone())) / temperature).T  # (K, B)
-        n = all_reduce_sum(torch.tensor([float(q.shape[1])], device=q.device))
-        q /= all_reduce_sum(q.sum()).clamp_min(1e-12)
-        k = q.shape[0]
+        log_q = teacher_logits.float() / temperature  # (B, K): log of the unnormalised assignments
+        n = all_reduce_sum(torch.tensor([float(log_q.shape[0])], device=log_q.device))
+        log_n, log_k = n.log(), math.log(log_q.shape[1])
         for _ in range(self.iterations):
-            q /= all_reduce_sum(q.sum(dim=1, keepdim=True)).clamp_min(1e-12)
-            q /= k
-            q /= q.sum(dim=0, keepdim=True).clamp_min(1e-12)
-            q /= n
-        return (q * n).T.to(teacher_logits.dtype)
+            log_q = log_q - _global_logsumexp_over_batch(log_q) - log_k  # each prototype: mass 1/K
+            log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True) - log_n  # each sample: 1/n
+        return (log_q + log_n).exp().to(teacher_logits.dtype)
+
+
+def _global_logsumexp_over_batch(log_q: torch.Tensor) -> torch.Tensor:
+    """``log sum_b exp(log_q[b, k])`` over the rows of every rank, shape ``(1, K)``."""
+    if log_q.shape[0]:
+        top = log_q.amax(dim=0, keepdim=True)
+    else:
+        top = log_q.new_full((1, log_q.shape[1]), -math.inf)
+    top = all_reduce_max(top)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    total = all_reduce_sum((log_q - top).exp().sum(dim=0, keepdim=True))
+    return total.log() + top
 
 
 def make_teacher_targets(kind: str, dim: int, center_momentum: float) -> nn.Module:

@@ -30,7 +30,8 @@ class ContrastiveMixin:
         text_weights: optional local OpenCLIP checkpoint to initialise the text tower from.
         clip_drop_path: stochastic depth of the encoder pass that feeds CLIP.
         logit_scale_init: initial log temperature (ln(1/0.07) for CLIP).
-        logit_scale_max: clamp of the log temperature (ln 100).
+        logit_scale_max: upper clamp of the log temperature (ln 100), applied to the parameter after
+            each optimiser step (as open_clip does), so a scale that overshoots still gets gradients.
     """
 
     def __init__(
@@ -77,6 +78,15 @@ class ContrastiveMixin:
             if self.logit_bias is not None:
                 self.logit_bias.requires_grad_(False)
 
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self.clamp_logit_scale()
+
+    @torch.no_grad()
+    def clamp_logit_scale(self) -> None:
+        """Keep the log temperature in ``[0, logit_scale_max]``: a scale between 1 and 100."""
+        self.logit_scale.clamp_(0.0, self._logit_scale_max)
+
     def encode_image_embedding(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised CLIP image embeddings ``(B, E)``."""
         return F.normalize(self.clip_image_proj(self.encoder(images)["cls"]), dim=-1)
@@ -94,7 +104,7 @@ class ContrastiveMixin:
         features = self.encode_cached("image", batch["image"], drop_path_rate=self._clip_drop_path)
         image = F.normalize(self.clip_image_proj(features["cls"]), dim=-1)
         text = self.encode_text(batch["text"])
-        scale = self.logit_scale.clamp(max=self._logit_scale_max)
+        scale = self.logit_scale
         if self.logit_bias is not None:
             loss = self.clip_loss_fn(image, text, scale, self.logit_bias)
         else:

@@ -18,7 +18,8 @@ class SelfDistillationMixin(SSLViewsMixin):
 
     Args:
         dino_weight: weight of the DINO loss (λ_ssl); 0 switches it off.
-        koleo_weight: weight of KoLeo on the student's global CLS features (DINOv2: 0.1).
+        koleo_weight: weight of KoLeo on the student's global CLS features (DINOv2: 0.1). As in DINOv2
+            the term is summed over the two global crops (each crop's batch is one KoLeo estimate).
     """
 
     def __init__(self, *, dino_weight: float = 1.0, koleo_weight: float = 0.1, **kwargs: Any) -> None:
@@ -58,4 +59,4 @@ class SelfDistillationMixin(SSLViewsMixin):
     def _koleo_objective(self, batch: dict[str, Any]) -> ObjectiveOutput:
         views = self.ssl_views(batch)
         per_crop = [self.koleo_loss_fn(c) for c in views["student_global"]["cls"].chunk(2)]
-        return ObjectiveOutput(torch.stack(per_crop).mean())
+        return ObjectiveOutput(torch.stack(per_crop).sum())
