@@ -1,5 +1,8 @@
 """Pre-norm transformer block with per-call stochastic depth and optional 2-D RoPE.
 
+Stochastic depth runs each residual branch only on the samples it keeps
+(:mod:`vtp_lightning.models.stochastic_depth`).
+
 The drop rate is an argument of ``forward`` rather than a fixed module attribute because VTP uses
 a different rate for each objective's pass through the same encoder (CLIP, SSL, reconstruction).
 """
@@ -8,10 +11,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import Mlp, RmsNorm, SwiGLU, drop_path
+from timm.layers import Mlp, RmsNorm, SwiGLU
 from torch import nn
 
 from vtp_lightning.models.rope import apply_rope
+from vtp_lightning.models.stochastic_depth import add_residual_on_kept_rows
 
 
 def make_norm(kind: str, dim: int) -> nn.Module:
@@ -69,6 +73,16 @@ class Block(nn.Module):
         num_prefix: int = 0,
         drop_rate: float = 0.0,
     ) -> torch.Tensor:
-        # Sample-level stochastic depth (whole residual branch dropped per sample), as in DINOv2.
-        x = x + drop_path(self.attn(self.norm1(x), rope, num_prefix), drop_rate, self.training)
-        return x + drop_path(self.mlp(self.norm2(x)), drop_rate, self.training)
+        # Sample-level stochastic depth: each branch runs only on the samples it keeps, as in DINOv2.
+        x = add_residual_on_kept_rows(
+            x, lambda rows: self.attention_branch(rows, rope, num_prefix), drop_rate, self.training
+        )
+        return add_residual_on_kept_rows(x, self.ffn_branch, drop_rate, self.training)
+
+    def attention_branch(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, num_prefix: int
+    ) -> torch.Tensor:
+        return self.attn(self.norm1(x), rope, num_prefix)
+
+    def ffn_branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.norm2(x))
