@@ -64,7 +64,7 @@ class DecoderTuning(pl.LightningModule):
         patch_size: int | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["image_size", "patch_size"])  # the data module's to record
         self.automatic_optimization = False
         autoencoder = load_autoencoder(tokenizer)
         if autoencoder.decoder is None:
@@ -173,9 +173,10 @@ class DecoderTuning(pl.LightningModule):
         opt_d = torch.optim.AdamW(
             self.discriminator.parameters(), lr=hp.disc_lr, betas=(0.5, 0.9), weight_decay=0.0
         )
+        # named for LearningRateMonitor (train/lr_decoder, train/lr_discriminator)
         return [opt_g, opt_d], [
-            torch.optim.lr_scheduler.LambdaLR(opt_g, factor),
-            torch.optim.lr_scheduler.LambdaLR(opt_d, factor),
+            {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt_g, factor), "name": "train/lr_decoder"},
+            {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt_d, factor), "name": "train/lr_discriminator"},
         ]
 
     # ------------------------------------------------------------------ checkpoints

@@ -225,7 +225,6 @@ class TokenizerModule(pl.LightningModule):
         batch_size = batch["image"].shape[0]
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
         self.log_dict(logs, batch_size=batch_size)
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)
         if len(self.teacher):
             self.log("train/teacher_momentum", self.teacher_momentum_now(), batch_size=batch_size)
         if "skipped" in batch:
@@ -268,8 +267,8 @@ class TokenizerModule(pl.LightningModule):
             (no_decay if is_vector else decay).append(param)
         optimizer = torch.optim.AdamW(
             [
-                {"params": decay, "weight_decay": self.hparams.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
+                {"params": decay, "weight_decay": self.hparams.weight_decay, "name": "decay"},
+                {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
             ],
             lr=self.hparams.lr,
             betas=tuple(self.hparams.betas),
@@ -280,7 +279,11 @@ class TokenizerModule(pl.LightningModule):
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine_factor(step, total, warmup, min_ratio)
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        # named for LearningRateMonitor: train/lr/decay and train/lr/no_decay (the same value)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"},
+        }
 
     # ------------------------------------------------------------------ weights
     def load_matching_weights(self, path: str | Path) -> list[str]:
