@@ -30,6 +30,7 @@ from vtp_lightning.data.datasets import (
     read_stream,
 )
 from vtp_lightning.data.eval_order import balanced_order
+from vtp_lightning.data.image_io import DEFAULT_MAX_PIXELS, WHITE, configure_image_reading
 from vtp_lightning.data.masking import BlockMaskGenerator
 from vtp_lightning.data.sources.base import ImageTextSource, IndexedSource
 from vtp_lightning.data.sources.embedded import EmbeddedFashionMNIST
@@ -77,6 +78,9 @@ class VTPDataModule(LightningDataModule):
         hflip: random horizontal flips of the training views and crops.
         color_jitter: strength of a mild colour jitter on the crops (0 = off).
         val_limit: validate on only the first ``val_limit`` samples of the evaluation order (``None``: all).
+        background: colour (R, G, B in 0..255) that transparent images are composited over.
+        max_image_pixels: images with more pixels are refused as possible decompression bombs
+            (a :class:`DataError`, skippable with ``skip_corrupt``); ``None`` removes the limit.
     """
 
     def __init__(
@@ -100,6 +104,8 @@ class VTPDataModule(LightningDataModule):
         hflip: bool = True,
         color_jitter: float = 0.0,
         val_limit: int | None = None,
+        background: tuple[int, int, int] = WHITE,
+        max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["train", "val"])
@@ -134,6 +140,8 @@ class VTPDataModule(LightningDataModule):
                     f"{name} must be an ImageTextSource (e.g. vtp_lightning.data.ImageFolder), "
                     f"got {type(source).__name__}"
                 )
+        configure_image_reading(background, max_image_pixels)
+        self.background, self.max_image_pixels = tuple(background), max_image_pixels
         self._train_source, self._val_source = train, val
         self.image_size, self.patch_size = image_size, patch_size
         self.batch_size, self.ssl_batch_size = batch_size, ssl_batch_size
@@ -178,6 +186,7 @@ class VTPDataModule(LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Build the sources and load the tokenizer (before workers fork, so they share it)."""
+        configure_image_reading(self.background, self.max_image_pixels)  # workers inherit it
         _ = self.train_source, self.val_source
         self.tokenizer.load()
 
