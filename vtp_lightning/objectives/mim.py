@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
@@ -37,7 +36,7 @@ class MIMMixin(SSLViewsMixin):
         if mim_weight <= 0:
             return
         if mim_target == "teacher":
-            self.require_ssl_head()
+            self.require_ssl_head("masked_patches")
             o = self.ssl_options
             self.ibot_targets = make_teacher_targets(
                 o["teacher_targets"], o["num_prototypes"], o["center_momentum"]
@@ -53,10 +52,9 @@ class MIMMixin(SSLViewsMixin):
             raise ConfigError("MIM needs block masks in the batch; set data.mask_probability > 0")
         views = self.ssl_views(batch)
         flat_masks = views["masks"].flatten(1)  # (2n, N)
-        sample_index = flat_masks.nonzero()[:, 0]
-        student_patches = views["student_global"]["patch"][flat_masks]
-        num_masked = torch.tensor(float(sample_index.numel()))
+        num_masked = flat_masks.sum().float()
         if self.mim_target == "pixel":
+            student_patches = views["student_global"]["patch"][flat_masks]
             p = self.encoder_config.patch_size
             targets = rearrange(views["global_crops"], "b c (h p) (w q) -> b (h w) (p q c)", p=p, q=p)[
                 flat_masks
@@ -66,12 +64,12 @@ class MIMMixin(SSLViewsMixin):
             return ObjectiveOutput(
                 F.l1_loss(self.mim_pixel_head(student_patches), targets), {"mim_masked_patches": num_masked}
             )
-        teacher_patches = views["teacher_global"]["patch"][flat_masks]
-        teacher_probs = self.ibot_targets(self.teacher["ssl_head"](teacher_patches), self.teacher_temp_now())
+        logits = self.ssl_head_logits(batch)
+        teacher_probs = self.ibot_targets(logits["teacher_masked"], self.teacher_temp_now())
         loss = self.ibot_loss_fn(
-            self.ssl_head(student_patches),
+            logits["student_masked"],
             teacher_probs,
-            sample_index,
+            logits["sample_index"],
             flat_masks.shape[0],
             self.ssl_options["student_temp"],
         )

@@ -29,7 +29,7 @@ class SelfDistillationMixin(SSLViewsMixin):
         self.dino_loss_fn = DINOLoss()
         self.koleo_loss_fn = KoLeoLoss()
         if dino_weight > 0:
-            self.require_ssl_head()
+            self.require_ssl_head("cls")
             o = self.ssl_options
             self.dino_targets = make_teacher_targets(
                 o["teacher_targets"], o["num_prototypes"], o["center_momentum"]
@@ -37,14 +37,14 @@ class SelfDistillationMixin(SSLViewsMixin):
 
     def _dino_objective(self, batch: dict[str, Any]) -> ObjectiveOutput:
         views = self.ssl_views(batch)
-        teacher_logits = self.teacher["ssl_head"](views["teacher_global"]["cls"])
+        logits = self.ssl_head_logits(batch)
         teacher_temp = self.teacher_temp_now()
-        targets = self.dino_targets(teacher_logits, teacher_temp)
+        targets = self.dino_targets(logits["teacher_cls"], teacher_temp)
         teacher_probs = targets.chunk(2)
-        student_logits = list(self.ssl_head(views["student_global"]["cls"]).chunk(2))
+        student_logits = list(logits["student_global_cls"].chunk(2))
         local = views["student_local"]
         if local is not None:
-            student_logits += list(self.ssl_head(local["cls"]).chunk(local["num_views"]))
+            student_logits += list(logits["student_local_cls"].chunk(local["num_views"]))
         loss = self.dino_loss_fn(student_logits, list(teacher_probs), self.ssl_options["student_temp"])
         entropy = target_entropies(targets)
         return ObjectiveOutput(

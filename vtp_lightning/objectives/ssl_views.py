@@ -1,5 +1,5 @@
-"""SSLViewsMixin: what DINO and iBOT share — the prototype head, the teacher, temperatures, and one
-student/teacher pass over the multi-crop views per step.
+"""SSLViewsMixin: what DINO and iBOT share — the prototype head, the teacher, temperatures, one
+student/teacher pass over the multi-crop views per step, and one head call per side per step.
 
 Both :class:`SelfDistillationMixin` and :class:`MIMMixin` inherit it, so it appears once in a
 composition's MRO and its options appear once in the config.
@@ -59,9 +59,15 @@ class SSLViewsMixin:
             "ssl_drop_path": ssl_drop_path,
         }
         self._head_dims = (head_hidden_dim, head_bottleneck_dim)
+        self._head_scores: set[str] = set()
 
-    def require_ssl_head(self) -> None:
-        """Create the shared DINO head (once) and an EMA teacher of encoder + head."""
+    def require_ssl_head(self, scores: Literal["cls", "masked_patches"]) -> None:
+        """Create the shared DINO head (once) and an EMA teacher of encoder + head.
+
+        ``scores`` names the tokens the calling objective needs head logits for; :meth:`ssl_head_logits`
+        scores all of them in one call per side.
+        """
+        self._head_scores.add(scores)
         if not hasattr(self, "ssl_head"):
             hidden, bottleneck = self._head_dims
             self.ssl_head = DINOHead(
@@ -117,3 +123,46 @@ class SSLViewsMixin:
         }
         self._step_cache[key] = views
         return views
+
+    def ssl_head_logits(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Head logits for every token the SSL objectives score: one student and one teacher call per step.
+
+        As DINOv2's meta-architecture does, the student head runs once over the concatenated global CLS,
+        local CLS and masked global patch tokens, and the teacher head once over its global CLS and the
+        same masked patches, so the MLP runs on one stacked input and the ``K x bottleneck`` prototypes
+        are normalised once per side instead of once per input. Cached for the step.
+
+        Returns ``student_global_cls`` (2n, K), ``student_local_cls`` (views*n, K) or None,
+        ``teacher_cls`` (2n, K) (when DINO scores CLS), and ``student_masked``, ``teacher_masked``
+        (M, K) with ``sample_index`` (M,) (when iBOT scores masked patches).
+        """
+        key = ("ssl_head_logits",)
+        if key in self._step_cache:
+            return self._step_cache[key]
+        views = self.ssl_views(batch)
+        student_in: dict[str, torch.Tensor] = {}
+        teacher_in: dict[str, torch.Tensor] = {}
+        if "cls" in self._head_scores:
+            student_in["student_global_cls"] = views["student_global"]["cls"]
+            if views["student_local"] is not None:
+                student_in["student_local_cls"] = views["student_local"]["cls"]
+            teacher_in["teacher_cls"] = views["teacher_global"]["cls"]
+        out: dict[str, Any] = {"student_local_cls": None}
+        if "masked_patches" in self._head_scores and views["masks"] is not None:
+            flat_masks = views["masks"].flatten(1)
+            student_in["student_masked"] = views["student_global"]["patch"][flat_masks]
+            teacher_in["teacher_masked"] = views["teacher_global"]["patch"][flat_masks]
+            out["sample_index"] = flat_masks.nonzero()[:, 0]
+        out |= _split_rows(self.ssl_head, student_in)
+        with torch.no_grad():
+            out |= _split_rows(self.teacher["ssl_head"], teacher_in)
+        self._step_cache[key] = out
+        return out
+
+
+def _split_rows(head: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``head`` applied once to the row-wise concatenation of ``inputs``, split back by name."""
+    if not inputs:
+        return {}
+    logits = head(torch.cat(list(inputs.values())))
+    return dict(zip(inputs, logits.split([t.shape[0] for t in inputs.values()]), strict=True))
