@@ -47,10 +47,9 @@ class ZeroShotEvaluation(EvaluationCallback):
         if not class_names:
             raise ConfigError("zero-shot needs class names on the validation source; this source has none")
 
-        def encode_text(prompts: list[str]) -> torch.Tensor:
-            return pl_module.encode_text(datamodule.tokenize(prompts).to(pl_module.device))
-
-        classifier = build_zero_shot_classifier(encode_text, class_names, self.templates)
+        classifier = build_zero_shot_classifier(
+            pl_module.encode_text, datamodule.tokenize, class_names, self.templates, device=pl_module.device
+        )
         dataset = datamodule.eval_dataset("val", self.eval_images)
         embeddings, labels = [], []
         for images, y in iterate_images(dataset, trainer, pl_module.device, self.batch_size):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from open_clip.zero_shot_classifier import build_zero_shot_classifier as open_clip_zero_shot_classifier
 
 # A handful of CLIP-style prompts that fit small grey product photos such as Fashion-MNIST.
 DEFAULT_TEMPLATES: tuple[str, ...] = (
@@ -24,25 +25,33 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
 )
 
 
-@torch.no_grad()
+class _TokenEncoder:
+    """The one method open_clip's classifier builder calls on a CLIP model: ``encode_text(tokens, normalize)``."""
+
+    def __init__(self, encode_tokens: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.encode_tokens = encode_tokens
+
+    def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        embeddings = self.encode_tokens(tokens).float()
+        return F.normalize(embeddings, dim=-1) if normalize else embeddings
+
+
 def build_zero_shot_classifier(
-    encode_text: Callable[[list[str]], torch.Tensor],
+    encode_tokens: Callable[[torch.Tensor], torch.Tensor],
+    tokenize: Callable[[list[str]], torch.Tensor],
     class_names: Sequence[str],
     templates: Sequence[str] = DEFAULT_TEMPLATES,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Class embeddings ``(E, C)``, one normalised column per class.
+    """Class embeddings ``(E, C)``, one normalised column per class (open_clip's builder).
 
-    ``encode_text`` maps prompts to embeddings ``(len(prompts), E)``; it is called once per class
-    so the number of classes never limits memory.
+    ``tokenize`` maps prompts to token ids; ``encode_tokens`` maps token ids to text embeddings.
     """
     if not class_names or not templates:
         raise ValueError("zero-shot classification needs at least one class name and one template")
-    columns = []
-    for name in class_names:
-        prompts = [template.format(name) for template in templates]
-        embeddings = F.normalize(encode_text(prompts).float(), dim=-1)
-        columns.append(F.normalize(embeddings.mean(dim=0), dim=-1))
-    return torch.stack(columns, dim=1)
+    return open_clip_zero_shot_classifier(
+        _TokenEncoder(encode_tokens), tokenize, list(class_names), list(templates), device=device
+    )
 
 
 def zero_shot_logits(image_embeddings: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
