@@ -54,7 +54,13 @@ def build_evaluations() -> dict:
     from vtp_lightning.metrics.generation import GenerationProtocol
 
     protocol = GenerationProtocol(
-        dit="tiny", train_steps=4, batch_size=8, sampling_steps=2, num_samples=NUM_IMAGES, sample_batch_size=8
+        dit="tiny",
+        train_steps=4,
+        batch_size=8,
+        sampling_steps=2,
+        num_samples=NUM_IMAGES,
+        sample_batch_size=8,
+        seed=0,
     )
     return {
         "reconstruction": ReconstructionEvaluation(

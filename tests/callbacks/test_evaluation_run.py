@@ -50,6 +50,10 @@ EXPECTED_STEPS = {
     "eval/probe_latent_top1": [3, 4],
     "eval/zeroshot_top1": [4],
     "eval/gfd_fmnist": [4],
+    "eval/gfd_fmnist_inf": [4],
+    "eval/gkd_fmnist": [4],
+    "eval/gkd_fmnist_se": [4],
+    "eval/gen_class_agreement": [4],  # the embedded data has Fashion-MNIST's classes
     "eval/gen_dit_loss": [4],
 }
 METRICS = list(EXPECTED_STEPS)
@@ -245,7 +249,10 @@ def test_generation_saves_its_protocol_latent_statistics_and_a_sample_grid(run: 
     assert (stats["std"] > 0).all()
 
     with Image.open(folder / f"samples_step{STEPS:07d}.png") as grid:
-        assert grid.size == (8 * 33 + 1, 8 * 33 + 1)  # 64 samples (two decode chunks of 32), 8 a row
+        # 64 samples (two decode chunks of 32) conditioned on classes 0..9 in turn: a column per class
+        assert grid.size == (10 * 33 + 1, 7 * 33 + 1)
+    assert record["feature_dim"] == 192 and record["scores"]["num_samples"] == 64
+    assert record["scores"]["fd"] == record["results"]["eval/gfd_fmnist"]
 
 
 def test_fmnist_distances_are_named_rfd_and_gfd_never_fid(run: SimpleNamespace) -> None:

@@ -1,5 +1,5 @@
-"""The real images' feature statistics are computed once per (data, extractor) and then read from
-``$VTP_CACHE_DIR``: by later evaluations, by later runs, and by the other Fréchet metric."""
+"""The real images' feature statistics (and gFD's reference features) are computed once per (data,
+extractor) and then read from ``$VTP_CACHE_DIR``: by later evaluations and by later runs."""
 
 from __future__ import annotations
 
@@ -68,9 +68,11 @@ def test_a_second_evaluation_and_a_second_run_read_the_reference_statistics_from
     assert [float(v) for v in second] == pytest.approx([float(v) for v in first], rel=1e-6)
 
 
-def test_reconstruction_and_generation_share_the_statistics_of_the_same_real_images(
+def test_generation_caches_the_features_of_its_protocol_drawn_reference_set(
     tmp_path: Path, isolated_reference_cache: Path, extractor_images: list[int], make_ae, fit_tiny
 ) -> None:
+    """The gFD reference set is drawn by the protocol seed (paired evaluation), so it is not the
+    reconstruction set; its features (the kernel distance needs them) are cached per seed."""
     protocol = GenerationProtocol(
         dit="tiny",
         train_steps=2,
@@ -79,13 +81,22 @@ def test_reconstruction_and_generation_share_the_statistics_of_the_same_real_ima
         num_samples=IMAGES,
         sample_batch_size=IMAGES,
     )
-    generation = GenerationEvaluation(
-        protocol=protocol, train_images=IMAGES, reference_images=IMAGES, grid_images=0, batch_size=IMAGES
-    )
-    fit_tiny(make_ae(), tmp_path, [reconstruction(), generation], max_steps=1)
-    # reconstructions + real images (once) + generated samples
-    assert sum(extractor_images) == 3 * IMAGES
-    assert len(cache_files(isolated_reference_cache)) == 1
+
+    def generation() -> GenerationEvaluation:
+        return GenerationEvaluation(
+            protocol=protocol, train_images=IMAGES, reference_images=IMAGES, grid_images=0, batch_size=IMAGES
+        )
+
+    fit_tiny(make_ae(), tmp_path / "first", [reconstruction(), generation()], max_steps=1)
+    # reconstructions + their real images + generation's real images + generated samples
+    assert sum(extractor_images) == 4 * IMAGES
+    assert len(cache_files(isolated_reference_cache)) == 2
+    assert len(list((isolated_reference_cache / "fid_stats").glob("features-*.safetensors"))) == 1
+
+    extractor_images.clear()
+    fit_tiny(make_ae(), tmp_path / "second", [reconstruction(), generation()], max_steps=1)
+    assert sum(extractor_images) == 2 * IMAGES  # reconstructions and samples; both real sets cached
+    assert len(cache_files(isolated_reference_cache)) == 2
 
 
 def perturbed_fmnist_weights(path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -26,7 +27,7 @@ from vtp_lightning.metrics.rectified_flow import (
 
 # A CPU-sized protocol on 4-channel 4x4 latents: a few seconds per run (lr 1e-3 so 60 steps show learning).
 QUICK = GenerationProtocol(
-    dit="tiny", train_steps=60, batch_size=16, lr=1e-3, sampling_steps=8, num_samples=12
+    dit="tiny", train_steps=60, batch_size=16, lr=1e-3, sampling_steps=8, num_samples=12, cfg_scale=1.0
 )
 
 
@@ -125,15 +126,25 @@ def test_normaliser_statistics_survive_save_and_load(tmp_path):
 def test_the_protocol_records_the_fixed_spec_and_rejects_nonsense():
     protocol = GenerationProtocol()
     record = protocol.to_dict()
-    assert record["lr"] == 2e-4 and record["betas"] == [0.9, 0.95] and record["weight_decay"] == 0.0
-    assert record["t_mean"] == 0.0 and record["t_std"] == 1.0 and record["cfg_scale"] == 1.0
+    # issue 13: at lr 2e-4 the tiny DiT's samples stayed at chance; 1e-3 with guidance 3 made them images
+    assert record["lr"] == 1e-3 and record["betas"] == [0.9, 0.95] and record["weight_decay"] == 0.0
+    assert record["t_mean"] == 0.0 and record["t_std"] == 1.0 and record["cfg_scale"] == 3.0
+    assert record["sampler"] == "euler" and record["label_dropout"] == 0.1
     assert record["dit"] == "tiny" and record["dit_depth"] == 4 and record["dit_class_dropout"] == 0.1
+    assert record["seed"] == 0  # unset: plain calls use 0
+    assert GenerationProtocol(label_dropout=0.25).to_dict()["dit_class_dropout"] == 0.25
+    assert GenerationProtocol().with_run_seed(7).seed == 7
+    assert GenerationProtocol(seed=3).with_run_seed(7).seed == 3
     with pytest.raises(dataclasses.FrozenInstanceError):
         protocol.lr = 1e-3
     with pytest.raises(ConfigError):
         GenerationProtocol(dit="huge")
     with pytest.raises(ConfigError):
         GenerationProtocol(train_steps=0)
+    with pytest.raises(ConfigError):
+        GenerationProtocol(sampler="heun")
+    with pytest.raises(ConfigError):
+        GenerationProtocol(label_dropout=1.0)
 
 
 def test_warm_up_ema_averages_short_runs_and_stops_at_the_set_decay():
@@ -206,3 +217,37 @@ def test_unlabelled_latents_train_an_unconditional_dit():
     model, history = train_latent_dit(latents, None, protocol, normalizer=LatentNormalizer.fit(latents))
     assert model.num_classes == 0 and len(history) == 2
     assert sample_latents(model, protocol, LatentNormalizer.fit(latents), num_samples=3).shape == (3, 4, 4, 4)
+
+
+def test_a_snapshot_at_step_k_is_the_model_a_k_step_protocol_trains():
+    latents, labels = _class_structured_latents(n=32)
+    protocol = dataclasses.replace(QUICK, train_steps=6)
+    normalizer = LatentNormalizer.fit(latents)
+    snapshots = {}
+    train_latent_dit(
+        latents,
+        labels,
+        protocol,
+        normalizer=normalizer,
+        snapshot_steps=(2, 4),
+        on_snapshot=lambda step, ema: snapshots.update({step: copy.deepcopy(ema.state_dict())}),
+    )
+    assert sorted(snapshots) == [2, 4]
+    short, _ = train_latent_dit(
+        latents, labels, dataclasses.replace(protocol, train_steps=4), normalizer=normalizer
+    )
+    for name, value in short.state_dict().items():
+        assert torch.equal(value, snapshots[4][name]), name
+
+
+def test_the_initial_dit_and_every_draw_depend_on_the_protocol_seed_not_the_global_rng():
+    latents, labels = _class_structured_latents(n=32)
+    protocol = dataclasses.replace(QUICK, train_steps=3, seed=5)
+    normalizer = LatentNormalizer.fit(latents)
+    torch.manual_seed(123)
+    model_a, history_a = train_latent_dit(latents, labels, protocol, normalizer=normalizer)
+    samples_a = sample_latents(model_a, protocol, normalizer)
+    torch.manual_seed(456)  # another global state must change nothing
+    model_b, history_b = train_latent_dit(latents, labels, protocol, normalizer=normalizer)
+    samples_b = sample_latents(model_b, protocol, normalizer)
+    assert history_a == history_b and torch.equal(samples_a, samples_b)

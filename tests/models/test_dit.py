@@ -94,3 +94,20 @@ def test_presets_match_lightningdit_and_unknown_names_are_config_errors():
     assert all(spec.class_dropout == 0.1 for spec in DIT_PRESETS.values())
     with pytest.raises(ConfigError, match="tiny"):
         dit_spec("huge")
+
+
+def test_an_init_generator_fixes_every_initial_weight_whatever_the_global_rng():
+    def built(seed: int, global_seed: int) -> DiT:
+        torch.manual_seed(global_seed)
+        spec = DiTSpec(depth=1, width=32, heads=2)
+        return DiT(4, 3, spec, init_generator=torch.Generator().manual_seed(seed))
+
+    first, again, other = built(0, global_seed=1), built(0, global_seed=2), built(1, global_seed=1)
+    for (name, a), b in zip(first.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    differing = [
+        name
+        for (name, a), c in zip(first.state_dict().items(), other.state_dict().values())
+        if not torch.equal(a, c)
+    ]
+    assert "class_embed.weight" in differing and "patch_embed.weight" in differing

@@ -5,8 +5,9 @@ An extractor is a frozen ``nn.Module`` mapping images ``(B, 3, H, W)`` in ``[0, 
 reference-statistics cache key, so statistics from different networks can never be mixed.
 
 Metric names: a distance computed with extractor ``x`` is called ``{kind}fd_{x}`` (``rfd_fmnist``,
-``gfd_fmnist``). Only :class:`~vtp_lightning.metrics.inception.InceptionFeatureExtractor`
-overrides this to ``{kind}fid``: a number is called FID only when it was computed with the real
+``gfd_fmnist``), a kernel distance ``{kind}kd_{x}``. Only
+:class:`~vtp_lightning.metrics.inception.InceptionFeatureExtractor` overrides these to ``{kind}fid``
+and ``{kind}kid``: a number is called FID only when it was computed with the real
 Inception weights and is comparable with published FIDs.
 """
 
@@ -26,6 +27,10 @@ class FeatureExtractor(nn.Module):
     def metric_name(self, kind: str) -> str:
         """Logged name of a distance computed with this extractor; ``kind`` is ``"r"`` or ``"g"``."""
         return f"{kind}fd_{self.name}"
+
+    def kernel_metric_name(self, kind: str) -> str:
+        """Logged name of a kernel distance (KID's statistic) with this extractor: ``gkd_fmnist``."""
+        return f"{kind}kd_{self.name}"
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         """Stay in eval mode: a parent's ``.train()`` must never switch batch-norm statistics on."""

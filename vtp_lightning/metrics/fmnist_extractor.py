@@ -87,3 +87,8 @@ class FashionMNISTFeatureExtractor(FeatureExtractor):
         """Fashion-MNIST class logits ``(B, 10)``: shows the features still mean something."""
         self.check_images(images01)
         return self.network(images01)
+
+    @torch.no_grad()
+    def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits from features this extractor produced (the head alone; no second pass)."""
+        return self.network.classifier(features.to(self.network.classifier.weight.dtype))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +34,10 @@ from vtp_lightning.metrics.rectified_flow import (
     logit_normal_times,
     velocity_target,
 )
-from vtp_lightning.models.dit import DiT, dit_spec
+from vtp_lightning.models.dit import DiT, DiTSpec, dit_spec
+
+SAMPLERS = ("euler",)
+"""ODE samplers the protocol knows (recorded in its JSON; Euler as in the paper)."""
 
 ProgressFn = Callable[[int, float], None]
 """Called as ``progress(step, loss)`` after every training step (step counts from 1)."""
@@ -88,24 +91,37 @@ class GenerationProtocol:
     ``ema_warmup`` uses ``min(ema_decay, (1 + n) / (10 + n))`` after ``n`` updates so that short runs
     get a useful average; at paper scale (~10^5 steps) turn it off and use ``ema_decay = 0.9999``.
     ``timestep_shift`` is not published; 1.0 (no shift) is the default.
+
+    Paired evaluation (common random numbers): every random draw of the protocol — the DiT's
+    initial weights, the training batches, noise, times and label dropout, the sampling noise, the
+    DiT's training images and the reference images — comes from its own ``torch.Generator`` seeded
+    from ``seed``, never from the global RNG. Two tokenizers evaluated with the same seed therefore
+    differ only through their latents. ``seed = None`` means "the run's seed": the generation
+    callback uses the run's ``seed_everything``, so grid seed ``k`` evaluates every combination with
+    protocol seed ``k``; plain function calls use 0.
+
+    ``label_dropout`` is the fraction of training labels replaced by the null class (what
+    classifier-free guidance needs); ``cfg_scale`` > 1 samples with guidance.
     """
 
     dit: str = "tiny"
-    train_steps: int = 300
+    train_steps: int = 1000
     batch_size: int = 64
-    lr: float = 2e-4
+    lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.0
     ema_decay: float = 0.9999
     ema_warmup: bool = True
     t_mean: float = 0.0
     t_std: float = 1.0
-    sampling_steps: int = 250
+    label_dropout: float = 0.1
+    sampling_steps: int = 32
+    sampler: str = "euler"
     timestep_shift: float = 1.0
-    cfg_scale: float = 1.0
+    cfg_scale: float = 3.0
     num_samples: int = 1000
     sample_batch_size: int = 250
-    seed: int = 0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -118,12 +134,40 @@ class GenerationProtocol:
             raise ConfigError(f"GenerationProtocol.ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.timestep_shift <= 0 or self.t_std <= 0:
             raise ConfigError("GenerationProtocol.timestep_shift and t_std must be positive")
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ConfigError(
+                f"GenerationProtocol.label_dropout must lie in [0, 1), got {self.label_dropout}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(
+                f"GenerationProtocol.sampler {self.sampler!r} is unknown; choose one of {SAMPLERS}"
+            )
+        if self.cfg_scale < 0:
+            raise ConfigError(
+                f"GenerationProtocol.cfg_scale must be >= 0 (1 = no guidance), got {self.cfg_scale}"
+            )
+        if self.seed is not None and self.seed < 0:
+            raise ConfigError(f"GenerationProtocol.seed must be >= 0 or null, got {self.seed}")
 
-    def to_dict(self) -> dict[str, float | int | str | bool]:
+    @property
+    def protocol_seed(self) -> int:
+        """The seed every protocol draw derives from (``seed``, or 0 when unset)."""
+        return 0 if self.seed is None else self.seed
+
+    def with_run_seed(self, run_seed: int) -> GenerationProtocol:
+        """This protocol with ``seed`` filled in from the run when it was left unset."""
+        return self if self.seed is not None else dataclasses.replace(self, seed=run_seed)
+
+    def dit_spec(self) -> DiTSpec:
+        """The DiT preset with this protocol's label dropout."""
+        return dataclasses.replace(dit_spec(self.dit), class_dropout=self.label_dropout)
+
+    def to_dict(self) -> dict[str, float | int | str | bool | None]:
         """Flat scalars for a logger, including the resolved DiT size (presets could change)."""
         record = dataclasses.asdict(self)
         record["betas"] = list(self.betas)
-        record.update({f"dit_{k}": v for k, v in dataclasses.asdict(dit_spec(self.dit)).items()})
+        record["seed"] = self.protocol_seed
+        record.update({f"dit_{k}": v for k, v in dataclasses.asdict(self.dit_spec()).items()})
         return record
 
     def ema_decay_at(self, updates_done: int) -> float:
@@ -138,8 +182,21 @@ def _derived_seed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _seeded_generator(seed: int, purpose: str, device: torch.device | str = "cpu") -> torch.Generator:
+def seeded_generator(seed: int, purpose: str, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator of its own for one use of randomness, so no draw shifts another's stream."""
     return torch.Generator(device=device).manual_seed(_derived_seed(seed, purpose))
+
+
+def protocol_subset(size: int, count: int, protocol: GenerationProtocol, purpose: str) -> list[int]:
+    """``count`` indices of a dataset of ``size``, drawn by the protocol seed (e.g. the reference set).
+
+    A uniformly random subset (the real set is a sample of the data distribution, as the samples are
+    of the model's); the same seed picks the same images for every tokenizer.
+    """
+    if not 1 <= count <= size:
+        raise ConfigError(f"cannot draw {count} images from a split of {size}; lower the image count")
+    generator = seeded_generator(protocol.protocol_seed, f"subset/{purpose}")
+    return torch.randperm(size, generator=generator)[:count].tolist()
 
 
 def _count_classes(labels: Tensor | None) -> int:
@@ -182,6 +239,8 @@ def train_latent_dit(
     normalizer: LatentNormalizer,
     num_classes: int | None = None,
     progress: bool | ProgressFn = False,
+    snapshot_steps: Sequence[int] = (),
+    on_snapshot: Callable[[int, DiT], None] | None = None,
 ) -> tuple[DiT, list[float]]:
     """Train the protocol's DiT on ``normalizer``-standardised latents; return the EMA model and losses.
 
@@ -191,11 +250,16 @@ def train_latent_dit(
             flipped images too and pass both.
         labels: ``(N,)`` class ids; ``-1`` (unknown) or ``None`` trains those samples unconditionally.
         protocol: the fixed spec; exactly ``protocol.train_steps`` AdamW steps of
-            ``protocol.batch_size``, every random draw from generators seeded by ``protocol.seed``
-            (the caller's global RNG is left untouched).
+            ``protocol.batch_size``, every random draw (initial weights, batches, noise, times, label
+            dropout) from its own generator seeded by ``protocol.seed`` (the caller's global RNG is
+            left untouched), so equal latents and seed give an identical DiT.
         normalizer: usually ``LatentNormalizer.fit(latents)``; pass the same one to :func:`sample_latents`.
         num_classes: defaults to ``max(labels) + 1``.
         progress: ``True`` prints ten progress lines; a callable gets ``(step, loss)`` every step.
+        snapshot_steps, on_snapshot: ``on_snapshot(step, ema_model)`` is called after each of these
+            steps with the live EMA model (copy it to keep it). The learning rate is constant and
+            the EMA warm-up depends on the step alone, so the snapshot at step ``k`` is the model a
+            ``k``-step protocol trains: one run gives a whole DiT-budget curve.
 
     Returns:
         ``(ema_model, history)``: the EMA DiT in eval mode and the loss of every step.
@@ -209,9 +273,15 @@ def train_latent_dit(
         raise ValueError(f"labels {tuple(labels.shape)} do not match {data.shape[0]} latents")
     num_classes = _count_classes(labels) if num_classes is None else num_classes
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_derived_seed(protocol.seed, "init"))
-        model = DiT(data.shape[1], num_classes, protocol.dit, latent_size=tuple(data.shape[-2:]))
+    seed = protocol.protocol_seed
+    with torch.random.fork_rng(devices=[]):  # module construction draws defaults we then overwrite
+        model = DiT(
+            data.shape[1],
+            num_classes,
+            protocol.dit_spec(),
+            latent_size=tuple(data.shape[-2:]),
+            init_generator=seeded_generator(seed, "init"),
+        )
     model = model.to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(
@@ -221,8 +291,10 @@ def train_latent_dit(
         weight_decay=protocol.weight_decay,
         fused=device.type in ("cpu", "cuda"),  # one kernel for all parameters (CPU default is a Python loop)
     )
-    index_generator = _seeded_generator(protocol.seed, "batches")
-    noise_generator = _seeded_generator(protocol.seed, "noise", device)
+    index_generator = seeded_generator(seed, "batches")
+    noise_generator = seeded_generator(seed, "noise", device)
+    time_generator = seeded_generator(seed, "times", device)
+    label_generator = seeded_generator(seed, "label_dropout", device)
     report = _report_every_tenth(protocol.train_steps) if progress is True else progress or None
 
     losses = torch.empty(protocol.train_steps, device=device)
@@ -231,8 +303,8 @@ def train_latent_dit(
         index = next(batches).to(device)
         z, y = data[index], labels[index]
         noise = torch.randn(z.shape, generator=noise_generator, device=device)
-        t = logit_normal_times(z.shape[0], protocol.t_mean, protocol.t_std, noise_generator, device)
-        prediction = model(interpolate(z, noise, t), t, y, label_generator=noise_generator)
+        t = logit_normal_times(z.shape[0], protocol.t_mean, protocol.t_std, time_generator, device)
+        prediction = model(interpolate(z, noise, t), t, y, label_generator=label_generator)
         loss = F.mse_loss(prediction, velocity_target(z, noise))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -241,6 +313,8 @@ def train_latent_dit(
         losses[step] = loss.detach()
         if report is not None:
             report(step + 1, loss.item())
+        if on_snapshot is not None and step + 1 in snapshot_steps:
+            on_snapshot(step + 1, ema)
     return ema, losses.tolist()
 
 
@@ -274,7 +348,7 @@ def sample_latents(
         labels = torch.arange(count) % model.num_classes if model.num_classes else torch.full((count,), -1)
     labels = labels.to(device=device, dtype=torch.long)
     height, width = model.latent_size if latent_size is None else latent_size
-    generator = _seeded_generator(protocol.seed, f"sample/{noise_stream}", device)
+    generator = seeded_generator(protocol.protocol_seed, f"sample/{noise_stream}", device)
 
     was_training = model.training
     model.eval()

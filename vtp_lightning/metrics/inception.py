@@ -136,6 +136,10 @@ class InceptionFeatureExtractor(FeatureExtractor):
         """``rfid`` / ``gfid``: this is the one extractor whose distance is a real FID."""
         return f"{kind}fid"
 
+    def kernel_metric_name(self, kind: str) -> str:
+        """``gkid``: the kernel distance on the real Inception features is KID."""
+        return f"{kind}kid"
+
     @torch.no_grad()
     def forward(self, images01: torch.Tensor) -> torch.Tensor:
         self.check_images(images01)

@@ -99,9 +99,33 @@ class ReferenceStatisticsCache:
 
     def save(self, key: ReferenceStatisticsKey, stats: FeatureStatistics) -> Path:
         """Write atomically (temporary file + rename), so concurrent ranks never read half a file."""
-        path = self.path_for(key)
+        return self._write(self.path_for(key), key, stats.tensors())
+
+    def features_path_for(self, key: ReferenceStatisticsKey) -> Path:
+        return self.cache_dir / f"features-{key.file_name()}"
+
+    def load_features(self, key: ReferenceStatisticsKey) -> torch.Tensor | None:
+        """Cached reference features ``(N, D)`` for ``key`` (kernel distances need the features)."""
+        path = self.features_path_for(key)
+        if not path.is_file():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                stored_key = (f.metadata() or {}).get("key")
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError):
+            return None
+        if stored_key != key.to_json() or set(tensors) != {"features"}:
+            return None
+        return tensors["features"]
+
+    def save_features(self, key: ReferenceStatisticsKey, features: torch.Tensor) -> Path:
+        return self._write(self.features_path_for(key), key, {"features": features})
+
+    @staticmethod
+    def _write(path: Path, key: ReferenceStatisticsKey, tensors: dict[str, torch.Tensor]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in stats.tensors().items()}
+        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
         os.close(handle)
         try:
@@ -141,3 +165,25 @@ def cached_reference_statistics(
     key = ReferenceStatisticsKey.for_extractor(data_id, extractor, num_images, image_size)
     cache = ReferenceStatisticsCache(cache_dir)
     return cache.get_or_compute(key, lambda: compute_feature_statistics(extractor, batches()))
+
+
+@torch.no_grad()
+def cached_reference_features(
+    extractor: FeatureExtractor,
+    data_id: str,
+    batches: Callable[[], Iterable[torch.Tensor]],
+    num_images: int,
+    image_size: int,
+    cache_dir: str | Path | None = None,
+) -> torch.Tensor:
+    """The features ``(N, D)`` (float64, CPU) of the real images ``batches()`` yields, cached like
+    :func:`cached_reference_statistics` under the same key in a file of its own."""
+    key = ReferenceStatisticsKey.for_extractor(data_id, extractor, num_images, image_size)
+    cache = ReferenceStatisticsCache(cache_dir)
+    cached = cache.load_features(key)
+    if cached is not None:
+        return cached
+    device = next(extractor.parameters()).device
+    features = torch.cat([extractor(images01.to(device)).double().cpu() for images01 in batches()])
+    cache.save_features(key, features)
+    return features

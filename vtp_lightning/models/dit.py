@@ -153,6 +153,8 @@ class DiT(nn.Module):
         latent_size: the ``(h, w)`` the model is meant for; samplers use it as their default shape.
             RoPE makes the network itself work on any grid divisible by the patch size.
         rope_theta: RoPE base period; 100 (as the encoder) suits latent grids of 8-32 positions.
+        init_generator: draws every initial weight from this generator instead of the global RNG,
+            so the gFID protocol can give every tokenizer the same DiT initialisation.
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class DiT(nn.Module):
         spec: DiTSpec | str = "tiny",
         latent_size: tuple[int, int] = (16, 16),
         rope_theta: float = 100.0,
+        init_generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.spec = dit_spec(spec) if isinstance(spec, str) else spec
@@ -177,22 +180,25 @@ class DiT(nn.Module):
         self.rope = Rope2D(width // self.spec.heads, theta=rope_theta)
         self.blocks = nn.ModuleList(DiTBlock(self.spec) for _ in range(self.spec.depth))
         self.final = FinalLayer(width, in_channels * patch * patch)
-        self._init_weights()
+        self._init_weights(init_generator)
 
     @property
     def null_class(self) -> int:
         """The label index of the learned unconditional embedding."""
         return self.num_classes
 
-    def _init_weights(self) -> None:
-        """DiT's init: Xavier linears, small embeddings, and adaLN-Zero so every block starts as identity."""
+    def _init_weights(self, generator: torch.Generator | None = None) -> None:
+        """DiT's init: Xavier linears, small embeddings, and adaLN-Zero so every block starts as identity.
+
+        Every parameter is overwritten here, so with a ``generator`` the initial weights depend on it alone.
+        """
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
+                nn.init.xavier_uniform_(module.weight, generator=generator)
                 nn.init.zeros_(module.bias)
-        nn.init.normal_(self.class_embed.weight, std=0.02)
+        nn.init.normal_(self.class_embed.weight, std=0.02, generator=generator)
         for layer in (self.time_embed.mlp[0], self.time_embed.mlp[2]):
-            nn.init.normal_(layer.weight, std=0.02)
+            nn.init.normal_(layer.weight, std=0.02, generator=generator)
         zero_init = [block.modulation for block in self.blocks]
         zero_init += [self.final.modulation, self.final.linear]
         for layer in zero_init:
