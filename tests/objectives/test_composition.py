@@ -183,6 +183,31 @@ def test_two_mixins_registering_the_same_objective_name_is_refused(
         make_tokenizer(Twice)
 
 
+def test_two_mixins_declaring_the_same_option_name_are_refused_when_composed() -> None:
+    class ClashingMixin:
+        """A mixin that reuses the reconstruction objective's option name for its own weight."""
+
+        def __init__(self, *, rec_weight: float = 1.0, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+
+    with pytest.raises(TypeError, match="'rec_weight'.*ClashingMixin.*ReconstructionMixin"):
+
+        class Clashing(ClashingMixin, ReconstructionMixin, TokenizerModule):
+            pass
+
+
+def test_no_two_classes_of_a_shipped_composition_declare_the_same_option() -> None:
+    for name, cls in TOKENIZERS.items():
+        declared: list[str] = []
+        for klass in cls.__mro__:
+            init = vars(klass).get("__init__")
+            if init is None or klass is object:
+                continue
+            code = init.__code__
+            declared += [n for n in code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]]
+        assert len(declared) == len(set(declared)), name
+
+
 # --------------------------------------------------------------------------------- weight 0 = off
 def _frozen(*modules: torch.nn.Module | torch.nn.Parameter) -> bool:
     params: list[torch.nn.Parameter] = []

@@ -10,6 +10,7 @@ registers itself with :meth:`add_objective` and asks for services (:meth:`requir
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,27 @@ class TokenizerModule(pl.LightningModule):
         init_weights: optional checkpoint (Lightning ``.ckpt`` or exported ``model.safetensors``) whose
             matching modules initialise this model, e.g. a stage-1 tokenizer for stage-2 decoder tuning.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse, when a composition is defined, two mixins that declare the same option name.
+
+        Every mixin passes ``**kwargs`` up the chain, so a name declared twice would silently go to
+        the first class in the MRO only.
+        """
+        super().__init_subclass__(**kwargs)
+        owners: dict[str, str] = {}
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass) or klass is object:
+                continue
+            for name, parameter in inspect.signature(vars(klass)["__init__"]).parameters.items():
+                if name == "self" or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                    continue
+                if name in owners:
+                    raise TypeError(
+                        f"{cls.__name__}: option {name!r} is declared by both {owners[name]} and "
+                        f"{klass.__name__}; prefix each objective's options with its name"
+                    )
+                owners[name] = klass.__name__
 
     def __init__(
         self,
