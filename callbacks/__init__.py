@@ -7,6 +7,7 @@ numbers go.
 from callbacks.evaluation import EvaluationCallback
 from callbacks.generation import GenerationEvaluation
 from callbacks.linear_probe import LinearProbeEvaluation
+from callbacks.non_finite import NonFiniteGuard
 from callbacks.reconstruction import ReconstructionEvaluation
 from callbacks.summary import TrainingSummary
 from callbacks.zero_shot import ZeroShotEvaluation
@@ -15,6 +16,7 @@ __all__ = [
     "EvaluationCallback",
     "GenerationEvaluation",
     "LinearProbeEvaluation",
+    "NonFiniteGuard",
     "ReconstructionEvaluation",
     "TrainingSummary",
     "ZeroShotEvaluation",

@@ -28,7 +28,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from vtp_lightning.data.normalization import denormalize
-from vtp_lightning.errors import ConfigError
+from vtp_lightning.errors import ConfigError, NonFiniteError
 
 
 class EvaluationCallback(Callback):
@@ -90,6 +90,7 @@ class EvaluationCallback(Callback):
         """Evaluate now on frozen weights, record the results, restore the training mode."""
         if not self.applies_to(pl_module):
             return {}
+        refuse_non_finite_weights(pl_module, f"{type(self).__name__} at step {trainer.global_step}")
         start = time.perf_counter()
         with frozen(pl_module), isolate_rng():  # evaluation must not change training's RNG streams
             results = self.evaluate(trainer, pl_module)
@@ -105,6 +106,20 @@ class EvaluationCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_evaluated_step = state_dict.get("last_evaluated_step", -1)
         self.seconds_spent = state_dict.get("seconds_spent", 0.0)
+
+
+def refuse_non_finite_weights(pl_module: pl.LightningModule, what: str) -> None:
+    """Scores of NaN weights are meaningless (and break e.g. the Fréchet distance's eigh): refuse them."""
+    bad = [
+        n
+        for n, p in pl_module.named_parameters()
+        if p.is_floating_point() and not bool(torch.isfinite(p).all())
+    ]
+    if bad:
+        raise NonFiniteError(
+            f"{what}: {len(bad)} weight tensors hold NaN or infinity (e.g. {bad[0]}); the run diverged, "
+            "evaluate an earlier checkpoint"
+        )
 
 
 @contextmanager

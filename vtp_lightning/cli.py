@@ -73,7 +73,13 @@ class VTPCLI(LightningCLI):
                 TensorBoardLogger(save_dir=root, name="tensorboard", version=""),
             ]
         kwargs["plugins"] = _with_safe_checkpoint_io(self._get(self.config_init, "trainer.plugins"))
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        _progress_bar_in_use[0] = trainer.progress_bar_callback is not None
+        return trainer
+
+
+# Whether this process's trainer draws a progress bar: an error then starts on a fresh line.
+_progress_bar_in_use = [False]
 
 
 def _with_safe_checkpoint_io(plugins: Any) -> list[Any]:
@@ -111,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     # We hand LightningCLI the argv with __base__ configs merged; that is intended, not a mistake.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    _progress_bar_in_use[0] = False
     try:
         VTPCLI(
             LightningModule,
@@ -124,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         user_error = _user_error(exc)
         if user_error is None:
             raise
-        print(f"error: {_one_line(user_error)}", file=sys.stderr)
+        fresh_line = "\n" if _progress_bar_in_use[0] else ""
+        print(f"{fresh_line}error: {_one_line(user_error)}", file=sys.stderr)
         return 2
     return 0
 

@@ -26,3 +26,7 @@ class WeightsError(VTPError):
 
 class CheckpointError(VTPError):
     """A checkpoint does not fit the model it is loaded into."""
+
+
+class NonFiniteError(VTPError):
+    """A loss, a weight or a feature became NaN or infinite (a diverged run)."""

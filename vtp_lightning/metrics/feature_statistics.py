@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from vtp_lightning.errors import NonFiniteError
+
 ReduceFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -49,6 +51,11 @@ class FeatureStatistics:
                 f"expected features of shape (B, {self.feature_dim}), got {tuple(features.shape)}"
             )
         x = features.detach().to(device=self.feature_sum.device, dtype=torch.float64)
+        if not bool(torch.isfinite(x).all()):
+            raise NonFiniteError(
+                "features for the Fréchet statistics hold NaN or infinity: the model (or its generated "
+                "images) diverged; evaluate an earlier checkpoint"
+            )
         # Out of place, so statistics made under inference mode can be updated outside it and back.
         self.feature_sum = self.feature_sum + x.sum(dim=0)
         self.outer_sum = self.outer_sum + x.T @ x
