@@ -9,7 +9,6 @@ registers itself with :meth:`add_objective` and asks for services (:meth:`requir
 
 from __future__ import annotations
 
-import copy
 import inspect
 import math
 from collections.abc import Callable
@@ -18,11 +17,13 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from vtp_lightning.errors import CheckpointError, ConfigError
 from vtp_lightning.export import ARCH_KEY, read_weights
 from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
+from vtp_lightning.objectives.ema_teacher import EMATeacher
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
 from vtp_lightning.objectives.schedules import cosine_ramp, warmup_cosine_factor
 
@@ -43,6 +44,10 @@ class TokenizerModule(pl.LightningModule):
         norm: ``rms`` (VTP) or ``layer``.
         ffn: ``swiglu`` (VTP) or ``gelu``.
         pos_embed: ``rope`` (2-D RoPE, VTP) or ``absolute`` (learned).
+        rope_coords: RoPE positions: ``index`` (integer patch indices) or ``normalized`` (each axis of
+            the crop's own grid on [-1, 1], times 2π: the official VTP maths, used by ``scale/``).
+        norm_eps: epsilon of the encoder's norms (official VTP RMSNorm: 1e-5).
+        ffn_align: round the SwiGLU hidden width up to a multiple of this (official VTP: 8; 0: no rounding).
         lr: peak AdamW learning rate.
         min_lr_ratio: final learning rate as a fraction of ``lr`` (cosine decay).
         warmup_fraction: fraction of training steps spent in linear learning-rate warm-up.
@@ -88,6 +93,9 @@ class TokenizerModule(pl.LightningModule):
         norm: Literal["rms", "layer"] = "rms",
         ffn: Literal["swiglu", "gelu"] = "swiglu",
         pos_embed: Literal["rope", "absolute"] = "rope",
+        rope_coords: Literal["index", "normalized"] = "index",
+        norm_eps: float = 1e-6,
+        ffn_align: int = 0,
         lr: float = 1e-3,
         min_lr_ratio: float = 0.1,
         warmup_fraction: float = 0.05,
@@ -111,11 +119,14 @@ class TokenizerModule(pl.LightningModule):
             norm=norm,
             ffn=ffn,
             pos_embed=pos_embed,
+            rope_coords=rope_coords,
+            norm_eps=norm_eps,
+            ffn_align=ffn_align,
         )
         self.latent_dim = latent_dim
         self.encoder = ViTEncoder(self.encoder_config)
         self.bottleneck = Bottleneck(self.encoder_config.width, latent_dim)
-        self.teacher = nn.ModuleDict()
+        self.teacher = EMATeacher()
         self._objectives: dict[str, Objective] = {}
         self._step_cache: dict[Any, Any] = {}
         self._init_weights_path = init_weights
@@ -154,10 +165,7 @@ class TokenizerModule(pl.LightningModule):
         every optimiser step with the cosine momentum schedule.
         """
         for name in module_names:
-            if name not in self.teacher:
-                twin = copy.deepcopy(getattr(self, name))
-                twin.requires_grad_(False)
-                self.teacher[name] = twin
+            self.teacher.follow(name, getattr(self, name))
 
     def encode_cached(
         self,
@@ -266,17 +274,11 @@ class TokenizerModule(pl.LightningModule):
     @torch.no_grad()
     def update_teacher(self) -> None:
         """EMA step ``teacher = m * teacher + (1 - m) * student`` for every teacher module."""
-        if len(self.teacher) == 0:
-            return
-        m = self.teacher_momentum_now()
-        teacher_params, student_params = [], []
-        for name, twin in self.teacher.items():
-            student = getattr(self, name)
-            for t, s in zip(twin.parameters(), student.parameters(), strict=True):
-                teacher_params.append(t)
-                student_params.append(s.detach())
-        torch._foreach_mul_(teacher_params, m)
-        torch._foreach_add_(teacher_params, student_params, alpha=1.0 - m)
+        if len(self.teacher):
+            self.teacher.update(self._teacher_students(), self.teacher_momentum_now())
+
+    def _teacher_students(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in self.teacher}
 
     def configure_optimizers(self) -> dict[str, Any]:
         decay, no_decay = [], []
@@ -331,10 +333,9 @@ class TokenizerModule(pl.LightningModule):
             )
         self.load_state_dict({k: state[k] for k in shared}, strict=False)
         if not any(k.startswith("teacher.") for k in shared):
-            for name, twin in self.teacher.items():  # a fresh teacher starts as a copy of the loaded student
-                twin.load_state_dict(getattr(self, name).state_dict())
+            self.teacher.restart_from(self._teacher_students())  # a fresh teacher copies the loaded student
         loaded = sorted({k.split(".")[0] for k in shared})
-        print(f"[vtp] initialised {', '.join(loaded)} from {path}")
+        rank_zero_info(f"initialised {', '.join(loaded)} from {path}")
         return loaded
 
     def architecture(self) -> dict[str, Any]:
