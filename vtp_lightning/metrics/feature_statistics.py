@@ -1,20 +1,16 @@
 """Streaming first and second moments of a feature set, the input of every Fréchet distance.
 
-Callbacks see images batch by batch and, under DDP, each rank sees a shard. Keeping the raw sums
-(sum, sum of outer products, count) in float64 instead of a running mean makes both problems
-trivial: batches are added, shards are summed (one all-reduce per tensor), and the mean and
-covariance are only formed at the end.
+Callbacks see images batch by batch. Keeping the raw sums (sum, sum of outer products, count) in
+float64 instead of a running mean makes batches add up exactly and lets a cache file store them;
+the mean and covariance are only formed at the end. (Under DDP the callbacks gather features
+before this, so every rank computes the same statistics.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from vtp_lightning.errors import NonFiniteError
-
-ReduceFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 class FeatureStatistics:
@@ -60,28 +56,6 @@ class FeatureStatistics:
         self.feature_sum = self.feature_sum + x.sum(dim=0)
         self.outer_sum = self.outer_sum + x.T @ x
         self.count = self.count + x.shape[0]
-
-    def merge(self, other: FeatureStatistics) -> FeatureStatistics:
-        """Statistics of the union of both sets (neither input is changed)."""
-        if other.feature_dim != self.feature_dim:
-            raise ValueError(f"cannot merge {other.feature_dim}-d statistics into {self.feature_dim}-d ones")
-        return FeatureStatistics.from_tensors(
-            self.feature_sum + other.feature_sum.to(self.feature_sum.device),
-            self.outer_sum + other.outer_sum.to(self.outer_sum.device),
-            self.count + other.count.to(self.count.device),
-        )
-
-    def all_reduce(self, reduce_fn: ReduceFn) -> None:
-        """Sum the statistics across processes in place.
-
-        ``reduce_fn`` must return the element-wise sum of its argument over all ranks, e.g.
-        ``lambda t: pl_module.all_gather(t).sum(0)`` or a wrapper around
-        ``torch.distributed.all_reduce``. Keeping it a parameter keeps this module free of any
-        distributed or Lightning import.
-        """
-        self.feature_sum = reduce_fn(self.feature_sum)
-        self.outer_sum = reduce_fn(self.outer_sum)
-        self.count = reduce_fn(self.count)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The raw sums, by name: what a cache file or a checkpoint stores."""
