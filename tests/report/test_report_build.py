@@ -7,12 +7,19 @@ import statistics
 from pathlib import Path
 
 import pytest
+from scipy import stats
 from synthetic_runs import BUDGETS, COMBINATIONS, FLOPS_PER_STEP, STEPS_PER_BUDGET, fmnist_evals, write_cell
 
 from vtp_lightning.errors import DataError
 from vtp_lightning.report import Report, build_report
 
-FIGURES = ("generation_vs_flops", "reconstruction_vs_generation", "understanding_vs_generation", "bars_at_3x")
+FIGURES = (
+    "generation_vs_flops",
+    "reconstruction_vs_generation",
+    "understanding_vs_generation",
+    "bars_at_3x",
+    "paired_differences",
+)
 
 
 def all_labels(report: Report) -> list[str]:
@@ -32,18 +39,22 @@ def test_every_figure_results_md_and_summary_are_written(fmnist_report: Report) 
     assert report.notes == []
 
 
-def test_the_table_has_a_row_per_combination_and_budget_with_mean_and_std_over_seeds(
+def test_the_table_has_a_row_per_combination_and_budget_with_mean_and_interval_over_seeds(
     fmnist_report: Report,
 ) -> None:
     text = fmnist_report.results_path.read_text()
+    (results,) = [block for block in text.split("\n\n") if block.startswith("| combination")]
     rows = [
-        line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| combination")
+        line
+        for line in results.splitlines()
+        if line.startswith("| ") and not line.startswith("| combination")
     ]
     assert [row.split(" | ")[:3] for row in rows] == [
         [f"| {c}", f"{b}x", "2"] for c in COMBINATIONS for b in BUDGETS
     ]
     seeds = [fmnist_evals("ae", 3, seed)["eval/gfd_fmnist"] for seed in (0, 1)]
-    expected = f"{statistics.fmean(seeds):.4g} ± {statistics.stdev(seeds):.2g}"
+    low, high = stats.t.interval(0.95, 1, loc=statistics.fmean(seeds), scale=stats.sem(seeds))
+    expected = f"{statistics.fmean(seeds):.4g} [{low:.4g}, {high:.4g}]"
     ae_3x = next(row for row in rows if row.startswith("| ae | 3x |"))
     assert ae_3x.split(" | ")[4] == expected
     assert ae_3x.split(" | ")[3].startswith(f"{3 * STEPS_PER_BUDGET * FLOPS_PER_STEP:.4g}")
@@ -54,7 +65,7 @@ def test_a_single_seed_shows_no_spread(tmp_path: Path) -> None:
     write_cell(tmp_path, "ae", 1, 0, fmnist_evals("ae", 1, 0))
     text = build_report(tmp_path).results_path.read_text()
     (row,) = [line for line in text.splitlines() if line.startswith("| ae |")]
-    assert "±" not in row and f"| {fmnist_evals('ae', 1, 0)['eval/gfd_fmnist']:.4g} |" in row
+    assert "[" not in row and f"| {fmnist_evals('ae', 1, 0)['eval/gfd_fmnist']:.4g} |" in row
 
 
 def test_axis_labels_name_the_fmnist_feature_extractor_and_never_say_fid(fmnist_report: Report) -> None:

@@ -14,7 +14,7 @@ def test_report_goes_to_the_folder_given_with_out(fmnist_runs: Path, tmp_path: P
     out = tmp_path / "figures"
     assert main([str(fmnist_runs), "--out", str(out)]) == 0
     assert (out / "results.md").is_file()
-    assert len(list(out.glob("*.png"))) == 4
+    assert len(list(out.glob("*.png"))) == 5  # four comparison figures and the paired differences
 
 
 def test_skipped_figures_are_printed_as_notes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

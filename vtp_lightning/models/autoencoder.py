@@ -48,3 +48,12 @@ class VTPAutoencoder(nn.Module):
         if self.decoder is None:
             raise RuntimeError("this tokenizer was exported without a pixel decoder")
         return self.decoder(latents)
+
+
+def with_config_defaults(arch: dict[str, Any]) -> dict[str, Any]:
+    """``arch`` with every :class:`ViTConfig` field spelled out (defaults for fields it predates)."""
+    out = dict(arch)
+    for part in ("encoder", "decoder"):
+        if out.get(part):
+            out[part] = ViTConfig(**out[part]).to_dict()
+    return out

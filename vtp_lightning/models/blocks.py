@@ -11,26 +11,29 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import Mlp, RmsNorm, SwiGLU
+from timm.layers import Mlp, RmsNormFp32, SwiGLU
 from torch import nn
 
 from vtp_lightning.models.rope import apply_rope
 from vtp_lightning.models.stochastic_depth import add_residual_on_kept_rows
 
 
-def make_norm(kind: str, dim: int) -> nn.Module:
+def make_norm(kind: str, dim: int, eps: float = 1e-6) -> nn.Module:
+    """RMSNorm (computed in fp32 whatever the autocast dtype, as the official VTP code) or LayerNorm."""
     if kind == "rms":
-        return RmsNorm(dim, eps=1e-6)
+        return RmsNormFp32(dim, eps=eps)
     if kind == "layer":
-        return nn.LayerNorm(dim, eps=1e-6)
+        return nn.LayerNorm(dim, eps=eps)
     raise ValueError(f"unknown norm {kind!r}; use 'rms' or 'layer'")
 
 
-def make_ffn(kind: str, dim: int, mlp_ratio: float) -> nn.Module:
+def make_ffn(kind: str, dim: int, mlp_ratio: float, align: int = 0) -> nn.Module:
+    """SwiGLU or GELU MLP. ``align`` > 0 rounds the SwiGLU hidden width up to a multiple of it
+    (the official VTP models use 8: ViT-L's 2730 becomes 2736)."""
     if kind == "swiglu":
         # 2/3 of the GELU hidden size keeps the parameter count of a 4x GELU MLP.
         hidden = int(dim * mlp_ratio * 2 / 3)
-        return SwiGLU(dim, hidden_features=hidden)
+        return SwiGLU(dim, hidden_features=hidden, align_to=align)
     if kind == "gelu":
         return Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
     raise ValueError(f"unknown ffn {kind!r}; use 'swiglu' or 'gelu'")
@@ -59,12 +62,21 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, norm: str = "rms", ffn: str = "swiglu"):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        norm: str = "rms",
+        ffn: str = "swiglu",
+        norm_eps: float = 1e-6,
+        ffn_align: int = 0,
+    ):
         super().__init__()
-        self.norm1 = make_norm(norm, dim)
+        self.norm1 = make_norm(norm, dim, norm_eps)
         self.attn = Attention(dim, heads)
-        self.norm2 = make_norm(norm, dim)
-        self.mlp = make_ffn(ffn, dim, mlp_ratio)
+        self.norm2 = make_norm(norm, dim, norm_eps)
+        self.mlp = make_ffn(ffn, dim, mlp_ratio, ffn_align)
 
     def forward(
         self,

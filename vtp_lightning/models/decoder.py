@@ -19,9 +19,16 @@ class PixelDecoder(nn.Module):
         self.latent_dim = latent_dim
         p = config.patch_size
         self.proj_in = nn.Conv2d(latent_dim, config.width, kernel_size=1)
-        self.rope = Rope2D(config.width // config.heads, theta=config.rope_theta)
+        self.rope = Rope2D(config.width // config.heads, theta=config.rope_theta, coords=config.rope_coords)
         self.blocks = nn.ModuleList(
-            Block(config.width, config.heads, config.mlp_ratio, norm="layer", ffn=config.ffn)
+            Block(
+                config.width,
+                config.heads,
+                config.mlp_ratio,
+                norm="layer",
+                ffn=config.ffn,
+                ffn_align=config.ffn_align,
+            )
             for _ in range(config.depth)
         )
         self.norm = make_norm("layer", config.width)

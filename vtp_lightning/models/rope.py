@@ -1,38 +1,76 @@
 """2-D axial rotary position embedding (RoPE) for patch grids.
 
-Half of each head's channels rotate with the row index, half with the column index, so attention
-scores depend on relative 2-D offsets. Grids of any size work (multi-crop views differ in size),
-which is why VTP uses RoPE instead of absolute position embeddings.
+Half of each head's channels rotate with the row coordinate, half with the column coordinate, so
+attention scores depend on relative 2-D offsets. Grids of any size work (multi-crop views differ in
+size), which is why VTP uses RoPE instead of absolute position embeddings.
+
+Two ways to place a grid's positions (``coords``):
+
+- ``index``: integer patch indices, angle = i · inv_freq. One patch is one step whatever the crop's
+  size, so a local crop's patches sit at the same spacing as a global crop's.
+- ``normalized``: the official VTP / DINOv3 maths (``normalize_coords="separate"``): each axis of the
+  crop's own grid is placed on [-1, 1] at the patch centres and scaled by 2π, angle =
+  2π · (2(i + 0.5)/n − 1) / period. A 6x6 local crop then spans the same angles as a 16x16 global
+  crop. The periods (θ^(k/(d/4)), k < d/4) are a persistent buffer so that a converted checkpoint
+  keeps exactly the periods its model was trained with (the released models store them in bf16).
 """
 
 from __future__ import annotations
 
+import math
+from typing import Literal
+
 import torch
 from torch import nn
+
+RopeCoords = Literal["index", "normalized"]
+
+
+def rope_periods(head_dim: int, theta: float) -> torch.Tensor:
+    """``theta ** (k / (head_dim/4))`` for ``k < head_dim/4``, in fp32: one period per rotated pair."""
+    quarter = head_dim // 4
+    return theta ** (torch.arange(quarter, dtype=torch.float32) / quarter)
 
 
 class Rope2D(nn.Module):
     """Produces ``(cos, sin)`` tables for an ``h x w`` grid and rotates query/key tensors."""
 
-    def __init__(self, head_dim: int, theta: float = 100.0) -> None:
+    def __init__(self, head_dim: int, theta: float = 100.0, coords: RopeCoords = "index") -> None:
         super().__init__()
         if head_dim % 4 != 0:
             raise ValueError(f"2-D RoPE needs a head dimension divisible by 4, got {head_dim}")
+        if coords not in ("index", "normalized"):
+            raise ValueError(f"unknown RoPE coords {coords!r}; use 'index' or 'normalized'")
+        self.coords = coords
         quarter = head_dim // 4
         inv_freq = 1.0 / (theta ** (torch.arange(quarter, dtype=torch.float32) / quarter))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
-        self._cache: dict[tuple[int, int, torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        if coords == "normalized":
+            self.register_buffer("periods", rope_periods(head_dim, theta), persistent=True)
+        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _angles(self, h: int, w: int) -> torch.Tensor:
+        device = self.inv_freq.device
+        if self.coords == "index":
+            ys = torch.arange(h, device=device, dtype=torch.float32)
+            xs = torch.arange(w, device=device, dtype=torch.float32)
+            ys, xs = torch.meshgrid(ys, xs, indexing="ij")
+            return torch.cat([ys.reshape(-1, 1) * self.inv_freq, xs.reshape(-1, 1) * self.inv_freq], dim=-1)
+        periods = self.periods.float()
+        ys = 2.0 * (torch.arange(0.5, h, device=device, dtype=torch.float32) / h) - 1.0
+        xs = 2.0 * (torch.arange(0.5, w, device=device, dtype=torch.float32) / w) - 1.0
+        ys, xs = torch.meshgrid(ys, xs, indexing="ij")
+        by_row = 2 * math.pi * ys.reshape(-1, 1) / periods
+        by_col = 2 * math.pi * xs.reshape(-1, 1) / periods
+        return torch.cat([by_row, by_col], dim=-1)
 
     def tables(self, h: int, w: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``cos, sin`` of shape ``(h*w, head_dim/2)``."""
-        key = (h, w, self.inv_freq.device, dtype)
+        # Loading a checkpoint rewrites `periods` in place: its version counter keys the cache.
+        version = self.periods._version if self.coords == "normalized" else 0
+        key = (h, w, self.inv_freq.device, dtype, version)
         if key not in self._cache:
-            ys, xs = torch.meshgrid(
-                torch.arange(h, device=self.inv_freq.device, dtype=torch.float32),
-                torch.arange(w, device=self.inv_freq.device, dtype=torch.float32),
-                indexing="ij",
-            )
-            angles = torch.cat([ys.reshape(-1, 1) * self.inv_freq, xs.reshape(-1, 1) * self.inv_freq], dim=-1)
+            angles = self._angles(h, w)
             self._cache[key] = (angles.cos().to(dtype), angles.sin().to(dtype))
         return self._cache[key]
 

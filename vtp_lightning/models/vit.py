@@ -14,7 +14,7 @@ from torch import nn
 
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.models.blocks import Block, make_norm
-from vtp_lightning.models.rope import Rope2D
+from vtp_lightning.models.rope import Rope2D, RopeCoords
 
 ENCODER_PRESETS: dict[str, tuple[int, int, int]] = {
     # name: (width, depth, heads)
@@ -27,7 +27,12 @@ ENCODER_PRESETS: dict[str, tuple[int, int, int]] = {
 
 @dataclass(frozen=True)
 class ViTConfig:
-    """Architecture of a ViT encoder or pixel decoder (everything needed to rebuild it)."""
+    """Architecture of a ViT encoder or pixel decoder (everything needed to rebuild it).
+
+    ``rope_coords``, ``norm_eps`` and ``ffn_align`` select the official VTP maths (``normalized``,
+    1e-5, 8) or this suite's earlier defaults (``index``, 1e-6, 0); see :mod:`vtp_lightning.models.rope`.
+    ``norm_eps`` is the encoder norm's epsilon (the pixel decoder's LayerNorm keeps 1e-6, as officially).
+    """
 
     width: int = 192
     depth: int = 6
@@ -39,6 +44,9 @@ class ViTConfig:
     ffn: Literal["swiglu", "gelu"] = "swiglu"
     pos_embed: Literal["rope", "absolute"] = "rope"
     rope_theta: float = 100.0
+    rope_coords: RopeCoords = "index"
+    norm_eps: float = 1e-6
+    ffn_align: int = 0
 
     def __post_init__(self) -> None:
         if self.width % self.heads:
@@ -50,6 +58,10 @@ class ViTConfig:
                 f"2-D RoPE needs a head width (width/heads = {self.width // self.heads}) divisible by 4; "
                 "change width or heads"
             )
+        if self.rope_coords not in ("index", "normalized"):
+            raise ConfigError(f"unknown rope_coords {self.rope_coords!r}; use 'index' or 'normalized'")
+        if self.ffn_align < 0:
+            raise ConfigError(f"ffn_align must be 0 (no rounding) or positive, got {self.ffn_align}")
         if self.image_size % self.patch_size:
             raise ConfigError(
                 f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
@@ -89,11 +101,12 @@ class ViTEncoder(nn.Module):
             self.rope = None
         else:
             self.pos_embed = None
-            self.rope = Rope2D(c.width // c.heads, theta=c.rope_theta)
+            self.rope = Rope2D(c.width // c.heads, theta=c.rope_theta, coords=c.rope_coords)
         self.blocks = nn.ModuleList(
-            Block(c.width, c.heads, c.mlp_ratio, c.norm, c.ffn) for _ in range(c.depth)
+            Block(c.width, c.heads, c.mlp_ratio, c.norm, c.ffn, c.norm_eps, c.ffn_align)
+            for _ in range(c.depth)
         )
-        self.norm = make_norm(c.norm, c.width)
+        self.norm = make_norm(c.norm, c.width, c.norm_eps)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
         self.apply(_init_linear)

@@ -22,6 +22,7 @@ from torch import nn
 
 from vtp_lightning.errors import CheckpointError, ConfigError
 from vtp_lightning.export import ARCH_KEY, read_weights
+from vtp_lightning.models.autoencoder import with_config_defaults
 from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
 from vtp_lightning.objectives.ema_teacher import EMATeacher
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
@@ -359,6 +360,8 @@ class TokenizerModule(pl.LightningModule):
                 "new run from its matching modules"
             )
         arch = checkpoint.get(ARCH_KEY)
+        if arch is not None:  # written before a ViTConfig field existed: that field had its default
+            arch = with_config_defaults(arch)
         if arch is not None and arch != self.architecture():
             diff = [k for k in arch if arch.get(k) != self.architecture().get(k)]
             raise CheckpointError(

@@ -55,6 +55,9 @@ class ReconstructionMixin:
             image_size=enc.image_size,
             mlp_ratio=enc.mlp_ratio,
             ffn=enc.ffn,
+            rope_theta=enc.rope_theta,
+            rope_coords=enc.rope_coords,
+            ffn_align=enc.ffn_align,
         )
         self.decoder = PixelDecoder(self.latent_dim, self.decoder_config)
         self.rec_loss = PixelReconstructionLoss(perceptual_weights, perceptual_weight)

@@ -1,4 +1,4 @@
-"""Seeds of the same (combination, budget) collapse into one :class:`Group` of mean and spread."""
+"""Seeds of the same (combination, budget) collapse into one :class:`Group`: mean and 95 % t interval."""
 
 from __future__ import annotations
 
@@ -7,27 +7,32 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from vtp_lightning.grid import COMBINATIONS, format_budget
+from vtp_lightning.report.intervals import t_interval
 from vtp_lightning.report.metric_names import FLOPS
 from vtp_lightning.report.runs import CellResult
 
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean over seeds; ``std`` is the sample standard deviation, None with a single seed."""
+    """Mean over seeds with its 95 % t interval ``[low, high]``; ``std`` is the sample standard
+    deviation. ``std``, ``low`` and ``high`` are None with a single seed."""
 
     mean: float
     std: float | None
     n: int
+    low: float | None = None
+    high: float | None = None
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Stat:
         std = statistics.stdev(values) if len(values) > 1 else None
-        return cls(statistics.fmean(values), std, len(values))
+        interval = t_interval(values)
+        return cls(interval.mean, std, len(values), interval.low, interval.high)
 
     @property
     def error(self) -> float:
-        """For error bars: zero when there is no spread to show."""
-        return self.std or 0.0
+        """For error bars: the half-width of the 95 % interval, zero when there is none."""
+        return 0.0 if self.low is None or self.high is None else (self.high - self.low) / 2
 
 
 @dataclass

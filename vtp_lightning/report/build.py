@@ -12,10 +12,12 @@ from vtp_lightning.report.figures import (
     FigureInfo,
     plot_bars_at_largest_budget,
     plot_generation_vs_flops,
+    plot_paired_differences,
     plot_reconstruction_vs_generation,
     plot_understanding_vs_generation,
 )
 from vtp_lightning.report.figures.common import pick_metric
+from vtp_lightning.report.intervals import Difference, paired_differences, verdict
 from vtp_lightning.report.metric_names import GENERATION_PATTERN, RECONSTRUCTION_PATTERN
 from vtp_lightning.report.runs import CellResult, cell_directories, is_finished, no_cells_message, read_cell
 from vtp_lightning.report.table import write_results_markdown
@@ -30,6 +32,27 @@ class Report:
     results_path: Path
     summary_path: Path
     notes: list[str] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def verdicts(self) -> list[str]:
+        return [verdict(d) for d in self.differences]
+
+
+def compared_metrics(groups: list[Group], generation: str | None) -> list[str]:
+    """What the verdicts are about: the generation distance, its 1/N-extrapolated and kernel
+    versions, and the class agreement of the samples, as far as the cells logged them."""
+    if generation is None:
+        candidates = ["eval/gen_class_agreement"]
+    else:
+        kernel = (
+            generation.replace("fid", "kid")
+            if generation.endswith("fid")
+            else generation.replace("gfd_", "gkd_")
+        )
+        candidates = [generation, f"{generation}_inf", kernel, "eval/gen_class_agreement"]
+    present = {m for g in groups for m in g.metrics}
+    return [m for m in candidates if m in present]
 
 
 def build_report(runs_dir: Path, out_dir: Path | None = None, include_unfinished: bool = False) -> Report:
@@ -63,23 +86,27 @@ def build_report(runs_dir: Path, out_dir: Path | None = None, include_unfinished
     out_dir.mkdir(parents=True, exist_ok=True)
     generation = pick_metric(groups, GENERATION_PATTERN, notes)
     reconstruction = pick_metric(groups, RECONSTRUCTION_PATTERN, notes)
+    differences = [d for m in compared_metrics(groups, generation) for d in paired_differences(cells, m)]
     drawn = [
         plot_generation_vs_flops(groups, generation, out_dir, notes),
         plot_reconstruction_vs_generation(groups, reconstruction, generation, out_dir, notes),
         plot_understanding_vs_generation(groups, generation, out_dir, notes),
         plot_bars_at_largest_budget(groups, out_dir, notes),
+        plot_paired_differences(differences, out_dir, notes),
     ]
     figures = {info.name: info for info in drawn if info is not None}
 
     results_path = out_dir / "results.md"
     title = f"Objective ablation: {runs_dir.resolve().name}"
-    write_results_markdown(results_path, title, groups, list(figures.values()), notes)
+    write_results_markdown(results_path, title, groups, list(figures.values()), notes, differences)
     summary_path = out_dir / "summary.json"
     summary = {
         "runs_dir": str(runs_dir),
         "groups": [asdict(group) for group in groups],
         "figures": {name: {"path": str(i.path), "axes": i.axes, **i.extra} for name, i in figures.items()},
+        "differences": [asdict(d) for d in differences],
+        "verdicts": [verdict(d) for d in differences],
         "notes": notes,
     }
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    return Report(out_dir, cells, groups, figures, results_path, summary_path, notes)
+    return Report(out_dir, cells, groups, figures, results_path, summary_path, notes, differences)

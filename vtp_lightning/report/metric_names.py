@@ -29,14 +29,19 @@ _FIXED: dict[str, tuple[str, bool | None]] = {
     "eval/probe_latent_top1": ("linear probe top-1 (bottleneck latent)", False),
     "eval/zeroshot_top1": ("zero-shot top-1 (CLIP text tower)", False),
     "eval/gen_dit_loss": ("gFID-protocol DiT final loss", True),
+    "eval/gen_class_agreement": ("class agreement of class-conditional samples", False),
+    "eval/gfid_inf": ("gFID∞ (Inception, extrapolated to N = ∞)", True),
+    "eval/gkid": ("gKID (Inception)", True),
+    "eval/gkid_se": ("gKID standard error (Inception)", None),
     FLOPS: ("training FLOPs (measured, cumulative)", None),
     SAMPLES: ("training samples seen", None),
     WALL_TIME: ("training wall time (s)", None),
 }
-_FRECHET_DISTANCE = re.compile(r"^eval/(?P<kind>[rg])fd_(?P<extractor>\w+)$")
+_DERIVED = re.compile(r"^eval/(?P<kind>[rg])(?P<what>fd|kd)_(?P<extractor>[a-z0-9]+)(?P<suffix>_inf|_se)?$")
 
-GENERATION_PATTERN = re.compile(r"^eval/(gfid|gfd_\w+)$")
-RECONSTRUCTION_PATTERN = re.compile(r"^eval/(rfid|rfd_\w+)$")
+# extractor names are lower-case letters and digits, so gfd_fmnist_inf / gkd_fmnist are not gFD
+GENERATION_PATTERN = re.compile(r"^eval/(gfid|gfd_[a-z0-9]+)$")
+RECONSTRUCTION_PATTERN = re.compile(r"^eval/(rfid|rfd_[a-z0-9]+)$")
 UNDERSTANDING = ("eval/probe_cls_top1", "eval/probe_latent_top1", "eval/zeroshot_top1")
 # column order in tables and bar charts; other eval metrics follow alphabetically
 PREFERRED_ORDER = ("generation", "reconstruction", "eval/psnr", "eval/ssim", "eval/lpips", *UNDERSTANDING)
@@ -46,19 +51,36 @@ def metric_label(name: str) -> str:
     """Human name of a metric, naming the feature extractor of distance metrics."""
     if name in _FIXED:
         return _FIXED[name][0]
-    match = _FRECHET_DISTANCE.match(name)
+    match = _DERIVED.match(name)
     if match:
         extractor = match["extractor"]
-        return f"{match['kind']}FD ({EXTRACTORS.get(extractor, f'{extractor} features')})"
+        features = EXTRACTORS.get(extractor, f"{extractor} features")
+        kind = f"{match['kind']}{match['what'].upper()}"
+        if match["suffix"] == "_inf":
+            return f"{kind}∞ ({features}, extrapolated to N = ∞)"
+        if match["suffix"] == "_se":
+            return f"{kind} standard error ({features})"
+        return f"{kind} ({features})"
     return name.removeprefix(EVAL_PREFIX)
+
+
+def short_label(name: str) -> str:
+    """The metric in a verdict sentence: ``gFD``, ``gFD∞``, ``gKD``, ``gFID``, ``class agreement``."""
+    match = _DERIVED.match(name)
+    if match:
+        return f"{match['kind']}{match['what'].upper()}{'∞' if match['suffix'] == '_inf' else ''}"
+    if name == "eval/gen_class_agreement":
+        return "class agreement"
+    return metric_label(name).split(" (")[0]
 
 
 def lower_is_better(name: str) -> bool | None:
     """True for distances, False for accuracies and fidelity scores, None when unknown."""
     if name in _FIXED:
         return _FIXED[name][1]
-    if _FRECHET_DISTANCE.match(name):
-        return True
+    match = _DERIVED.match(name)
+    if match:
+        return None if match["suffix"] == "_se" else True
     if name.endswith(("top1", "top5", "acc", "accuracy")):
         return False
     if name.endswith("loss"):

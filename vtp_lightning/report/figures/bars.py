@@ -45,5 +45,7 @@ def plot_bars_at_largest_budget(
         ax.set_ylabel(axis_label(metric))
         ax.set_title(metric_label(metric), fontsize=9)
         ax.grid(True, axis="y", alpha=0.3)
-    figure.suptitle(f"All metrics at the largest budget ({format_budget(budget)}x)")
+    figure.suptitle(
+        f"All metrics at the largest budget ({format_budget(budget)}x), 95 % t intervals over seeds"
+    )
     return save(name, figure, axes, out_dir, budget=budget, metrics=metrics)

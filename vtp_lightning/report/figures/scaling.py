@@ -43,7 +43,9 @@ def plot_generation_vs_flops(
     ax.set_xscale("log")
     ax.set_xlabel(f"{metric_label(FLOPS)}, log scale")
     ax.set_ylabel(axis_label(generation))
-    ax.set_title(f"{metric_label(generation)} vs tokenizer training compute")
+    ax.set_title(
+        f"{metric_label(generation)} vs tokenizer training compute\n(error bars: 95 % t interval over seeds)"
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(title="objectives", fontsize="small")
     return save(NAME, figure, [ax], out_dir, metric=generation)

@@ -98,5 +98,5 @@ def _against_generation(
         f"{metric_label(generation)} vs {metric_label(metric)}\nSpearman rank correlation {correlation}"
     )
     ax.grid(True, alpha=0.3)
-    ax.legend(title="objectives (points: budgets)", fontsize="small")
+    ax.legend(title="objectives (points: budgets; bars: 95 % t intervals)", fontsize="small")
     return rho

@@ -1,0 +1,200 @@
+"""The generation protocol on a saved tokenizer, outside a training run.
+
+The DiT-budget curve and the noise floor evaluate finished tokenizers again with several protocol
+seeds and DiT budgets; this is that evaluation, the same maths as
+:class:`callbacks.GenerationEvaluation` on one process: images drawn by the protocol seed, the DiT
+trained once up to the largest budget with snapshots along the way (a snapshot at step ``k`` is a
+``k``-step protocol, see :func:`train_latent_dit`), samples scored by
+:func:`~vtp_lightning.metrics.generation_scores.score_samples` with the fmnist network.
+
+    python -m vtp_lightning.protocol_eval runs/x/ae/1x/seed0/checkpoints/last.ckpt --seeds 0 1 2 --dit-steps 250 500 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from vtp_lightning.data import VTPDataModule
+from vtp_lightning.data.normalization import denormalize
+from vtp_lightning.errors import ConfigError, VTPError
+from vtp_lightning.metrics.fmnist_extractor import FashionMNISTFeatureExtractor
+from vtp_lightning.metrics.generation import (
+    GenerationProtocol,
+    LatentNormalizer,
+    protocol_subset,
+    sample_latents,
+    seeded_generator,
+    train_latent_dit,
+)
+from vtp_lightning.metrics.generation_scores import score_samples
+from vtp_lightning.models.autoencoder import VTPAutoencoder
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolImages:
+    """How many images the protocol draws, and from which prefix of each split."""
+
+    train_images: int = 1000
+    reference_images: int = 500
+    pool_images: int = 10000
+    hflip: bool = True
+    batch_size: int = 250
+
+
+def _drawn(datamodule: VTPDataModule, split: str, count: int, images: ProtocolImages, protocol) -> Dataset:
+    pool = datamodule.eval_dataset(split, images.pool_images)
+    return Subset(pool, protocol_subset(len(pool), count, protocol, split))
+
+
+def _batches(dataset: Dataset, batch_size: int):
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0):
+        yield batch["image"], batch["label"]
+
+
+@torch.no_grad()
+def evaluate_protocol(
+    autoencoder: VTPAutoencoder,
+    protocol: GenerationProtocol,
+    dit_steps: Sequence[int] | None = None,
+    images: ProtocolImages = ProtocolImages(),
+    datamodule: VTPDataModule | None = None,
+    extractor: FashionMNISTFeatureExtractor | None = None,
+) -> list[dict[str, Any]]:
+    """One row of scores per DiT budget in ``dit_steps`` (default: ``protocol.train_steps``)."""
+    steps = sorted(set(dit_steps or [protocol.train_steps]))
+    if steps[0] < 1:
+        raise ConfigError(f"DiT budgets must be positive step counts, got {steps}")
+    protocol = dataclasses.replace(protocol, train_steps=steps[-1], seed=protocol.protocol_seed)
+    datamodule = datamodule or VTPDataModule(num_workers=0)
+    extractor = extractor or FashionMNISTFeatureExtractor()
+    autoencoder = autoencoder.eval()
+    started = time.perf_counter()
+
+    latents, labels = [], []
+    for batch, y in _batches(
+        _drawn(datamodule, "train", images.train_images, images, protocol), images.batch_size
+    ):
+        latents.append(autoencoder.encode(batch))
+        labels.append(y)
+        if images.hflip:
+            latents.append(autoencoder.encode(batch.flip(-1)))
+            labels.append(y)
+    latents, labels = torch.cat(latents), torch.cat(labels)
+    normalizer = LatentNormalizer.fit(latents)
+    reference = _drawn(datamodule, "val", images.reference_images, images, protocol)
+    reference_features = torch.cat(
+        [extractor(denormalize(batch)).double() for batch, _ in _batches(reference, images.batch_size)]
+    )
+    num_classes = int(labels.max()) + 1
+    sample_labels = torch.arange(protocol.num_samples) % num_classes
+    encode_seconds = time.perf_counter() - started
+
+    rows: list[dict[str, Any]] = []
+    history: list[float] = []
+    clock = {"dit": time.perf_counter()}
+
+    def score(step: int, ema: torch.nn.Module) -> None:
+        trained = time.perf_counter()
+        latents_out = sample_latents(ema, protocol, normalizer, sample_labels)
+        features = torch.cat(
+            [
+                extractor(denormalize(autoencoder.decode(chunk))).double()
+                for chunk in latents_out.split(images.batch_size)
+            ]
+        )
+        scores = score_samples(
+            features,
+            reference_features,
+            seeded_generator(protocol.protocol_seed, "scores"),
+            extractor.logits_from_features(features.float()),
+            sample_labels,
+        )
+        rows.append(
+            {
+                "dit_steps": step,
+                "protocol_seed": protocol.protocol_seed,
+                **scores.to_dict(),
+                "dit_seconds": round(trained - clock["dit"], 2),
+                "sample_seconds": round(time.perf_counter() - trained, 2),
+                "encode_seconds": round(encode_seconds, 2),
+            }
+        )
+        clock["dit"] = time.perf_counter()
+
+    with torch.enable_grad():
+        _, history = train_latent_dit(
+            latents,
+            labels,
+            protocol,
+            normalizer=normalizer,
+            num_classes=num_classes,
+            snapshot_steps=steps,
+            on_snapshot=score,
+        )
+    for row in rows:
+        tail = history[max(0, row["dit_steps"] - max(1, row["dit_steps"] // 10)) : row["dit_steps"]]
+        row["dit_loss"] = sum(tail) / len(tail)
+    return rows
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vtp_lightning.protocol_eval",
+        description="Evaluate the generation protocol on saved tokenizers for several protocol seeds and "
+        "DiT budgets; prints one JSON line per (checkpoint, seed, DiT budget).",
+    )
+    parser.add_argument("checkpoints", nargs="+", type=Path, help="tokenizer .ckpt files or exported folders")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="protocol seeds (default: 0)")
+    parser.add_argument("--dit-steps", nargs="+", type=int, help="DiT budgets (default: the protocol's)")
+    parser.add_argument(
+        "--protocol", type=Path, help="JSON of GenerationProtocol fields (default: its defaults)"
+    )
+    parser.add_argument("--train-images", type=int, default=ProtocolImages.train_images)
+    parser.add_argument("--reference-images", type=int, default=ProtocolImages.reference_images)
+    parser.add_argument("--out", type=Path, help="append the JSON lines to this file too")
+    return parser
+
+
+def load_protocol(path: Path | None, **overrides: Any) -> GenerationProtocol:
+    fields = json.loads(path.read_text()) if path else {}
+    known = {f.name for f in dataclasses.fields(GenerationProtocol)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown GenerationProtocol fields {unknown}; known: {sorted(known)}")
+    return GenerationProtocol(**{**fields, **overrides})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from vtp_lightning.export import load_autoencoder
+
+    args = _parser().parse_args(argv)
+    try:
+        images = ProtocolImages(train_images=args.train_images, reference_images=args.reference_images)
+        for checkpoint in args.checkpoints:
+            autoencoder = load_autoencoder(checkpoint)
+            for seed in args.seeds:
+                protocol = load_protocol(args.protocol, seed=seed)
+                for row in evaluate_protocol(autoencoder, protocol, args.dit_steps, images):
+                    line = json.dumps({"checkpoint": str(checkpoint), **row})
+                    print(line, flush=True)
+                    if args.out:
+                        with args.out.open("a") as file:
+                            file.write(line + "\n")
+    except VTPError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
