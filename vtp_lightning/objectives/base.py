@@ -20,9 +20,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from vtp_lightning.data.resumable import seed_training_step
 from vtp_lightning.errors import CheckpointError, ConfigError
 from vtp_lightning.export import ARCH_KEY, read_weights
 from vtp_lightning.models.autoencoder import with_config_defaults
+from vtp_lightning.models.compile import compile_block_branches
 from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
 from vtp_lightning.objectives.ema_teacher import EMATeacher
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
@@ -58,6 +60,8 @@ class TokenizerModule(pl.LightningModule):
         teacher_momentum_end: EMA momentum at the end of training.
         init_weights: optional checkpoint (Lightning ``.ckpt`` or exported ``model.safetensors``) whose
             matching modules initialise this model, e.g. a stage-1 tokenizer for stage-2 decoder tuning.
+        compile_blocks: ``torch.compile`` the attention/FFN branches of every transformer block (encoder,
+            teacher, decoder) when the fit starts; off by default (see :mod:`vtp_lightning.models.compile`).
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -105,6 +109,7 @@ class TokenizerModule(pl.LightningModule):
         teacher_momentum: float = 0.992,
         teacher_momentum_end: float = 1.0,
         init_weights: str | None = None,
+        compile_blocks: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -235,9 +240,18 @@ class TokenizerModule(pl.LightningModule):
         }
 
     # ------------------------------------------------------------------ Lightning hooks
+    def configure_model(self) -> None:
+        """Compile the block branches once every module (teacher, decoder) exists, if asked to."""
+        if self.hparams.get("compile_blocks") and not getattr(self, "_blocks_compiled", False):
+            compile_block_branches(self)
+            self._blocks_compiled = True
+
     def on_fit_start(self) -> None:
         if self._init_weights_path and self.global_step == 0:
             self.load_matching_weights(self._init_weights_path)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        seed_training_step(self.global_step)  # an exact resume needs the step's own random stream
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         self._step_cache = {}
@@ -297,6 +311,8 @@ class TokenizerModule(pl.LightningModule):
             ],
             lr=self.hparams.lr,
             betas=tuple(self.hparams.betas),
+            # One kernel for all parameters on a GPU; elsewhere the default implementation.
+            fused=all(p.is_cuda for p in decay + no_decay) or None,
         )
         total = self.total_steps
         warmup = int(self.hparams.warmup_fraction * total)

@@ -1,0 +1,97 @@
+"""The paths a GPU run takes, checked on CPU where possible: bf16 autocast through Lightning's
+precision, fused AdamW only for CUDA parameters, mask-free SDPA, and the optional block compile."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from vtp_lightning.models.blocks import Block
+from vtp_lightning.tokenizer import VTPTokenizer
+
+pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off")
+
+
+@pytest.mark.integration
+def test_a_bf16_mixed_step_runs_on_cpu_and_computes_in_bf16(
+    make_tokenizer: Callable[..., Any], make_batch: Callable[..., dict[str, torch.Tensor]]
+) -> None:
+    model = make_tokenizer(VTPTokenizer)
+    dtypes: list[torch.dtype] = []
+    model.encoder.blocks[0].attn.qkv.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
+    before = model.encoder.patch_embed.weight.detach().clone()
+    trainer = pl.Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        precision="bf16-mixed",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, DataLoader([make_batch()], batch_size=None))
+    assert torch.bfloat16 in dtypes
+    after = model.encoder.patch_embed.weight
+    assert after.dtype == torch.float32 and torch.isfinite(after).all()
+    assert not torch.equal(before, after)
+
+
+def test_adamw_is_fused_only_for_cuda_parameters(make_tokenizer: Callable[..., Any]) -> None:
+    optimizer = make_tokenizer(VTPTokenizer).configure_optimizers()["optimizer"]
+    assert not optimizer.defaults["fused"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_adamw_is_fused_on_cuda(make_tokenizer: Callable[..., Any]) -> None:
+    optimizer = make_tokenizer(VTPTokenizer).cuda().configure_optimizers()["optimizer"]
+    assert optimizer.defaults["fused"] is True
+
+
+def test_attention_calls_sdpa_without_a_mask_on_last_dim_contiguous_inputs(
+    make_tokenizer: Callable[..., Any],
+    make_batch: Callable[..., dict[str, torch.Tensor]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No mask, no causal flag, no dropout and stride-1 head dims: what the flash/efficient kernels need."""
+    calls: list[tuple[tuple[torch.Tensor, ...], dict[str, Any]]] = []
+    sdpa = F.scaled_dot_product_attention
+
+    def recording(*args: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        calls.append((args, kwargs))
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    model = make_tokenizer(VTPTokenizer)
+    batch = make_batch()
+    model._step_cache = {}
+    for name in ("dino", "mim", "rec"):
+        model.objectives[name].loss(batch)
+    assert calls
+    for args, kwargs in calls:
+        assert len(args) == 3 and not kwargs
+        assert all(t.stride(-1) == 1 and t.dim() == 4 for t in args)
+
+
+def test_compile_blocks_routes_every_block_once_every_module_exists(
+    make_tokenizer: Callable[..., Any],
+) -> None:
+    model = make_tokenizer(VTPTokenizer, compile_blocks=True)
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    assert blocks and not any(isinstance(b.__dict__.get("ffn_branch"), functools.partial) for b in blocks)
+    model.configure_model()
+    model.configure_model()  # idempotent
+    for block in blocks:
+        assert block.attention_branch.args == (block,)
+        assert block.ffn_branch.args == (block,)
+    teacher_blocks = [m for m in model.teacher.modules() if isinstance(m, Block)]
+    assert teacher_blocks and all(b.attention_branch.args[0] is b for b in teacher_blocks)
+    assert model.decoder.blocks[0].ffn_branch.args[0] is model.decoder.blocks[0]
