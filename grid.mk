@@ -7,11 +7,37 @@
 # Budgets are written the shortest way (1, 3, 10, 0.5): folder names and targets use that form.
 #
 #   make grid GRID=pilot BUDGETS="1 3" SEEDS="0 1"    make clip_ssl_ae    make plots GRID=pilot
+#
+# A cell's seed is its tokenizer seed (seed_everything) *and* its gFD protocol seed, so cells of one
+# seed are compared with common random numbers and vtp-report pairs them seed by seed.
+#
+# Presets (values given on the command line still win):
+#   GRID=paper  the paper's comparison on this 2-core CPU machine: AE, CLIP+AE, SSL+AE, CLIP+SSL+AE at
+#               budgets 1x and 4x of 25 steps, seeds 0 1 2 (24 cells, ~2 h: see README "Results").
+#   GRID=gpu    the same comparison sized for ~10 minutes on one H100/H200 with `make -j4 grid GRID=gpu`:
+#               budgets 1x and 4x of 500 steps and a bigger gFD protocol (experiments/presets/gpu.yaml).
+#               UNTESTED: it has not run on a GPU yet.
 
 GRID ?= default
+PAPER_COMBINATIONS := ae clip_ae ssl_ae clip_ssl_ae
+ifeq ($(GRID),paper)
+GRID_COMBINATIONS ?= $(PAPER_COMBINATIONS)
+BUDGETS ?= 1 4
+SEEDS ?= 0 1 2
+BASE_STEPS ?= 25
+endif
+ifeq ($(GRID),gpu)
+GRID_COMBINATIONS ?= $(PAPER_COMBINATIONS)
+BUDGETS ?= 1 4
+SEEDS ?= 0 1 2
+BASE_STEPS ?= 500
+GRID_EXTRA ?= --config experiments/presets/gpu.yaml
+endif
 BUDGETS ?= 1 3 10
 SEEDS ?= 0
 COMBINATIONS := ae clip_ae dino_ae mim_ae ssl_ae clip_dino_ae clip_mim_ae clip_ssl_ae
+# the combinations `make grid` trains (every one unless a preset or the command line narrows it)
+GRID_COMBINATIONS ?= $(COMBINATIONS)
 RUNS_DIR ?= runs
 # steps of a 1x budget; empty = each config's own trainer.max_steps
 BASE_STEPS ?=
@@ -21,7 +47,7 @@ TRAIN_COMMAND ?= $(BIN)/lightning fit
 
 grid_done = $(RUNS_DIR)/$(GRID)/$(1)/$(2)x/seed$(3)/DONE
 grid_cells_of = $(foreach b,$(BUDGETS),$(foreach s,$(SEEDS),$(call grid_done,$(1),$(b),$(s))))
-GRID_CELLS := $(foreach c,$(COMBINATIONS),$(call grid_cells_of,$(c)))
+GRID_CELLS := $(foreach c,$(GRID_COMBINATIONS),$(call grid_cells_of,$(c)))
 GRID_FLAGS = --grid $(GRID) --runs-dir $(RUNS_DIR) --train-command '$(TRAIN_COMMAND)' --no-echo \
 	$(if $(BASE_STEPS),--base-steps $(BASE_STEPS)) $(if $(GRID_EXTRA),--extra $(GRID_EXTRA))
 
@@ -40,18 +66,55 @@ $(foreach c,$(COMBINATIONS),$(foreach b,$(BUDGETS),$(foreach s,$(SEEDS),\
 	$(eval $(call grid_cell_rule,$(c),$(b),$(s))))))
 $(foreach c,$(COMBINATIONS),$(eval $(call grid_combination_rule,$(c))))
 
-grid: $(GRID_CELLS) ## train every cell: COMBINATIONS x BUDGETS x SEEDS into RUNS_DIR/GRID (-j2 safe)
+grid: $(GRID_CELLS) ## train every cell: GRID_COMBINATIONS x BUDGETS x SEEDS into RUNS_DIR/GRID (-j2 safe; GRID=paper, GRID=gpu presets)
 
 grid-list: install ## print every cell of the grid with its status (done/running/interrupted/failed/pending)
 	@$(BIN)/python -m vtp_lightning.grid list --grid $(GRID) --runs-dir $(RUNS_DIR) \
-		--combinations $(COMBINATIONS) --budgets $(BUDGETS) --seeds $(SEEDS)
+		--combinations $(GRID_COMBINATIONS) --budgets $(BUDGETS) --seeds $(SEEDS)
 
 plots: install ## comparison figures and results.md for RUNS_DIR/GRID (vtp-report), into RUNS_DIR/GRID/report
 	$(BIN)/vtp-report $(RUNS_DIR)/$(GRID)
+
+# -- noise floor and DiT-budget curve ----------------------------------------------------------
+# `make noise COMBO=ae`: K tokenizer seeds (NOISE_SEEDS) of one cell at BUDGET, each evaluated again
+# with every protocol seed in PROTOCOL_SEEDS, then the variance of each metric split into tokenizer
+# training and evaluation protocol (vtp_lightning.report.noise) into RUNS_DIR/noise-COMBO/report/results.md.
+COMBO ?= ae
+NOISE_SEEDS ?= 0 1 2
+PROTOCOL_SEEDS ?= 100 101 102
+NOISE_BUDGET ?= 4
+NOISE_BASE_STEPS ?= 25
+NOISE_GRID = noise-$(COMBO)
+NOISE_ROWS = $(RUNS_DIR)/$(NOISE_GRID)/protocol_eval.jsonl
+
+noise: install ## noise floor of COMBO: NOISE_SEEDS tokenizers x PROTOCOL_SEEDS evaluations, variance split (ANOVA)
+	$(MAKE) grid GRID=$(NOISE_GRID) GRID_COMBINATIONS=$(COMBO) BUDGETS=$(NOISE_BUDGET) \
+		SEEDS="$(NOISE_SEEDS)" BASE_STEPS=$(NOISE_BASE_STEPS)
+	$(BIN)/python -m vtp_lightning.protocol_eval --config experiments/$(COMBO).yaml --seeds $(PROTOCOL_SEEDS) \
+		--out $(NOISE_ROWS) \
+		$(foreach s,$(NOISE_SEEDS),$(RUNS_DIR)/$(NOISE_GRID)/$(COMBO)/$(NOISE_BUDGET)x/seed$(s)/checkpoints/last.ckpt)
+	$(BIN)/python -m vtp_lightning.report.noise $(RUNS_DIR)/$(NOISE_GRID) --protocol-rows $(NOISE_ROWS)
+
+# `make dit-budget`: AE and CLIP+SSL+AE tokenizers (seed 0, DIT_BUDGET_AT x BASE) scored at every DiT
+# budget in DIT_STEPS (one DiT run per protocol seed, snapshots along it) -> docs/results/dit_budget_curve.*
+DIT_STEPS ?= 250 500 750 1000 1500
+DIT_BUDGET_AT ?= 4
+DIT_BUDGET_BASE_STEPS ?= 25
+DIT_BUDGET_GRID = dit-budget
+DIT_BUDGET_ROWS = $(RUNS_DIR)/$(DIT_BUDGET_GRID)/protocol_eval.jsonl
+DIT_BUDGET_OUT ?= docs/results
+
+dit-budget: install ## gFD and class agreement vs DiT training steps for AE and CLIP+SSL+AE (PROTOCOL_SEEDS)
+	$(MAKE) grid GRID=$(DIT_BUDGET_GRID) GRID_COMBINATIONS="ae clip_ssl_ae" BUDGETS=$(DIT_BUDGET_AT) \
+		SEEDS=0 BASE_STEPS=$(DIT_BUDGET_BASE_STEPS)
+	$(BIN)/python -m vtp_lightning.protocol_eval --config experiments/ae.yaml --seeds $(PROTOCOL_SEEDS) \
+		--dit-steps $(DIT_STEPS) --out $(DIT_BUDGET_ROWS) \
+		$(foreach c,ae clip_ssl_ae,$(RUNS_DIR)/$(DIT_BUDGET_GRID)/$(c)/$(DIT_BUDGET_AT)x/seed0/checkpoints/last.ckpt)
+	$(BIN)/python -m vtp_lightning.report.dit_budget $(DIT_BUDGET_ROWS) --out $(DIT_BUDGET_OUT)
 
 # the per-combination targets are generated, so `make help` cannot grep them: list them here
 help: grid-targets
 grid-targets: ## list the per-combination grid targets (make ae, make clip_ssl_ae, ...)
 	@printf '  \033[36m%-16s\033[0m %s\n' $(foreach c,$(COMBINATIONS),'$(c)' 'train the $(c) cells: BUDGETS x SEEDS')
 
-.PHONY: grid grid-list plots grid-targets $(COMBINATIONS)
+.PHONY: grid grid-list plots grid-targets noise dit-budget $(COMBINATIONS)

@@ -263,6 +263,62 @@ def test_make_help_documents_the_grid_targets() -> None:
         assert re.search(rf"^\s+\S*{re.escape(target)}\s", text, re.MULTILINE), target
 
 
+@needs_make
+def test_the_paper_preset_is_four_combinations_at_two_budgets_4x_apart_with_three_seeds(
+    tmp_path: Path,
+) -> None:
+    lines = make_dry_run("grid", "GRID=paper", f"RUNS_DIR={tmp_path}")
+    cells = {tuple(re.search(r"run-cell (\S+) (\S+) (\S+)", line).groups()) for line in lines}
+    paper = ("ae", "clip_ae", "ssl_ae", "clip_ssl_ae")
+    assert cells == {(c, b, s) for c in paper for b in ("1", "4") for s in ("0", "1", "2")}
+    assert len(lines) == 24 and all("--grid paper" in line and "--base-steps 25" in line for line in lines)
+    narrowed = make_dry_run("grid", "GRID=paper", "SEEDS=0", f"RUNS_DIR={tmp_path}")
+    assert len(narrowed) == 8  # the command line still wins over the preset
+
+
+@needs_make
+def test_the_gpu_preset_adds_its_config_last(tmp_path: Path) -> None:
+    lines = make_dry_run("grid", "GRID=gpu", f"RUNS_DIR={tmp_path}")
+    assert len(lines) == 24
+    assert all(line.rstrip().endswith("--extra --config experiments/presets/gpu.yaml") for line in lines)
+    preset = yaml.safe_load((REPO / "experiments/presets/gpu.yaml").read_text())
+    assert preset["trainer"]["accelerator"] == "gpu"
+    assert "UNTESTED" in (REPO / "experiments/presets/gpu.yaml").read_text()
+
+
+@needs_make
+def test_noise_and_dit_budget_train_their_cells_then_evaluate_and_report(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            "make",
+            "-n",
+            "noise",
+            "COMBO=ssl_ae",
+            "NOISE_SEEDS=0 1",
+            "PROTOCOL_SEEDS=5 6",
+            f"RUNS_DIR={tmp_path}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cells = re.findall(r"run-cell (\S+) (\S+) (\S+) --grid (\S+)", result)
+    assert sorted(cells) == [("ssl_ae", "4", "0", "noise-ssl_ae"), ("ssl_ae", "4", "1", "noise-ssl_ae")]
+    assert "vtp_lightning.protocol_eval --config experiments/ssl_ae.yaml --seeds 5 6" in result
+    assert f"{tmp_path}/noise-ssl_ae/ssl_ae/4x/seed1/checkpoints/last.ckpt" in result
+    assert "vtp_lightning.report.noise" in result
+    budget = subprocess.run(
+        ["make", "-n", "dit-budget", f"RUNS_DIR={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert sorted(re.findall(r"run-cell (\S+) ", budget)) == ["ae", "clip_ssl_ae"]
+    assert "--dit-steps 250 500 750 1000 1500" in budget and "vtp_lightning.report.dit_budget" in budget
+
+
 def test_grid_mk_and_the_runner_share_one_list_of_combinations() -> None:
     text = (REPO / "grid.mk").read_text()
     listed = re.search(r"^COMBINATIONS := (.+)$", text, re.MULTILINE).group(1).split()
@@ -356,4 +412,5 @@ def test_micro_grid_trains_skips_on_rerun_and_reports(tmp_path: Path) -> None:
         "reconstruction_vs_generation",
         "understanding_vs_generation",
         "bars_at_2x",
+        "paired_differences",
     }

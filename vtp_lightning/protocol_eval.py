@@ -156,17 +156,60 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoints", nargs="+", type=Path, help="tokenizer .ckpt files or exported folders")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="protocol seeds (default: 0)")
     parser.add_argument("--dit-steps", nargs="+", type=int, help="DiT budgets (default: the protocol's)")
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--config",
+        type=Path,
+        help="take the protocol and image counts from this experiment config's GenerationEvaluation "
+        "(what the grid cells used), e.g. experiments/ae.yaml",
+    )
+    source.add_argument(
         "--protocol", type=Path, help="JSON of GenerationProtocol fields (default: its defaults)"
     )
-    parser.add_argument("--train-images", type=int, default=ProtocolImages.train_images)
-    parser.add_argument("--reference-images", type=int, default=ProtocolImages.reference_images)
-    parser.add_argument("--out", type=Path, help="append the JSON lines to this file too")
+    parser.add_argument(
+        "--train-images", type=int, help=f"default {ProtocolImages.train_images} (or the config's)"
+    )
+    parser.add_argument("--reference-images", type=int, help=f"default {ProtocolImages.reference_images}")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="append the JSON lines to this file too; rows already in it are skipped (resume)",
+    )
     return parser
 
 
-def load_protocol(path: Path | None, **overrides: Any) -> GenerationProtocol:
-    fields = json.loads(path.read_text()) if path else {}
+def protocol_from_config(path: Path) -> tuple[dict[str, Any], ProtocolImages]:
+    """The GenerationEvaluation settings of an experiment config (``__base__`` chain merged)."""
+    from vtp_lightning.config_files import load_config
+
+    callbacks = (load_config(path).get("trainer") or {}).get("callbacks") or []
+    for callback in callbacks:
+        if str(callback.get("class_path", "")).endswith("GenerationEvaluation"):
+            options = callback.get("init_args") or {}
+            defaults = ProtocolImages()
+            images = ProtocolImages(
+                train_images=options.get("train_images", defaults.train_images),
+                reference_images=options.get("reference_images", defaults.reference_images),
+                pool_images=options.get("pool_images", defaults.pool_images),
+                hflip=options.get("hflip", defaults.hflip),
+            )
+            return dict(options.get("protocol") or {}), images
+    raise ConfigError(f"{path} has no callbacks.GenerationEvaluation; pass --protocol instead")
+
+
+def _done_rows(path: Path | None) -> set[tuple[str, int, int]]:
+    if path is None or not path.is_file():
+        return set()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(row["checkpoint"], row["protocol_seed"], row["dit_steps"]) for row in rows}
+
+
+def load_protocol(
+    path: Path | None, fields: dict[str, Any] | None = None, **overrides: Any
+) -> GenerationProtocol:
+    fields = dict(fields or {})
+    if path is not None:
+        fields.update(json.loads(path.read_text()))
     known = {f.name for f in dataclasses.fields(GenerationProtocol)}
     unknown = sorted(set(fields) - known)
     if unknown:
@@ -179,12 +222,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        images = ProtocolImages(train_images=args.train_images, reference_images=args.reference_images)
+        fields, images = protocol_from_config(args.config) if args.config else ({}, ProtocolImages())
+        counts = {"train_images": args.train_images, "reference_images": args.reference_images}
+        images = dataclasses.replace(images, **{k: v for k, v in counts.items() if v is not None})
+        done = _done_rows(args.out)
         for checkpoint in args.checkpoints:
-            autoencoder = load_autoencoder(checkpoint)
+            autoencoder = None
             for seed in args.seeds:
-                protocol = load_protocol(args.protocol, seed=seed)
-                for row in evaluate_protocol(autoencoder, protocol, args.dit_steps, images):
+                protocol = load_protocol(args.protocol, fields, seed=seed)
+                budgets = args.dit_steps or [protocol.train_steps]
+                if all((str(checkpoint), seed, steps) in done for steps in budgets):
+                    print(f"skip {checkpoint} protocol seed {seed}: already in {args.out}", file=sys.stderr)
+                    continue
+                autoencoder = autoencoder or load_autoencoder(checkpoint)
+                for row in evaluate_protocol(autoencoder, protocol, budgets, images):
                     line = json.dumps({"checkpoint": str(checkpoint), **row})
                     print(line, flush=True)
                     if args.out:

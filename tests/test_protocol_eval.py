@@ -1,0 +1,65 @@
+"""The generation protocol on a saved tokenizer: one DiT run scored at several budgets, reproducible
+for a protocol seed, with its settings taken from the experiment configs the grid uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from vtp_lightning.data import VTPDataModule
+from vtp_lightning.metrics.generation import GenerationProtocol
+from vtp_lightning.protocol_eval import ProtocolImages, evaluate_protocol, main, protocol_from_config
+from vtp_lightning.tokenizer import AETokenizer
+
+TINY = GenerationProtocol(dit="tiny", train_steps=4, batch_size=8, sampling_steps=2, num_samples=20, seed=3)
+IMAGES = ProtocolImages(train_images=16, reference_images=20, batch_size=20)
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> AETokenizer:
+    torch.manual_seed(0)
+    return AETokenizer(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8, decoder_depth=1)
+
+
+def test_one_dit_run_gives_a_row_per_budget_reproducibly(tokenizer: AETokenizer) -> None:
+    data = VTPDataModule(num_workers=0)
+    with torch.random.fork_rng():
+        rows = evaluate_protocol(tokenizer, TINY, [2, 4], IMAGES, data)
+        again = evaluate_protocol(tokenizer, TINY, [4], IMAGES, data)
+
+    assert [row["dit_steps"] for row in rows] == [2, 4]
+    assert all(row["protocol_seed"] == 3 and row["num_samples"] == 20 for row in rows)
+    assert all(0.0 <= row["class_agreement"] <= 1.0 for row in rows)
+    for key in ("fd", "fd_inf", "kd", "kd_se", "class_agreement"):
+        assert again[0][key] == rows[1][key], key  # the step-4 snapshot is the 4-step protocol
+
+
+def test_the_protocol_comes_from_the_experiment_configs_generation_callback() -> None:
+    run = yaml.safe_load(Path("experiments/_run.yaml").read_text())
+    (generation,) = [
+        c for c in run["trainer"]["callbacks"] if c["class_path"].endswith("GenerationEvaluation")
+    ]
+
+    fields, images = protocol_from_config(Path("experiments/ae.yaml"))
+
+    assert fields == generation["init_args"]["protocol"]
+    assert images.train_images == generation["init_args"]["train_images"]
+    assert images.reference_images == generation["init_args"]["reference_images"]
+
+
+def test_a_bad_checkpoint_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "missing.ckpt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err
+
+
+def test_rows_already_written_are_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rows.jsonl"
+    checkpoint = tmp_path / "never-read.ckpt"  # skipped before it is opened
+    out.write_text(json.dumps({"checkpoint": str(checkpoint), "protocol_seed": 0, "dit_steps": 7}) + "\n")
+    assert main([str(checkpoint), "--seeds", "0", "--dit-steps", "7", "--out", str(out)]) == 0
+    assert "skip" in capsys.readouterr().err
