@@ -119,3 +119,36 @@ def shrunk_args(
 def shrunk_cli_args() -> Callable[..., list[str]]:
     """``shrunk_cli_args(config, root, max_steps=2, **{"trainer.x": value})``: see :func:`shrunk_args`."""
     return shrunk_args
+
+
+
+# ----------------------------------------------------------------------------- the unit layer
+# A test that runs a Trainer (fit/validate/test/predict, directly, through the CLI or in a fixture)
+# must be marked ``integration`` (or ``slow``/``distributed``), so ``make test-unit`` can leave it out.
+INTEGRATION_MARKERS = ("integration", "slow", "distributed")
+_running: list[pytest.Item] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running[:] = [item]  # before fixtures are set up, so module-scoped fixtures are checked too
+
+
+def _refuse_in_unit_tests(method: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        item = _running[0] if _running else None
+        if item is not None and not any(item.get_closest_marker(m) for m in INTEGRATION_MARKERS):
+            raise AssertionError(f"{item.nodeid} runs a Trainer: mark it @pytest.mark.integration")
+        return method(*args, **kwargs)
+
+    return checked
+
+
+def _guard_trainer() -> None:
+    from lightning.pytorch import Trainer
+
+    for name in ("fit", "validate", "test", "predict"):
+        setattr(Trainer, name, _refuse_in_unit_tests(getattr(Trainer, name)))
+
+
+_guard_trainer()

@@ -20,7 +20,10 @@ from vtp_lightning.tokenizer import AETokenizer, CLIPAETokenizer, DINOAETokenize
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 VTP_CONFIG = EXPERIMENTS / "clip_ssl_ae.yaml"
 
-pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers"),
+]
 
 
 def _snapshot(model: VTPTokenizer) -> dict[str, Any]:

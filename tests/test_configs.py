@@ -16,7 +16,10 @@ CONFIGS = sorted(
     p for p in [*EXPERIMENTS.glob("*.yaml"), *EXPERIMENTS.glob("scale/*.yaml")] if not p.name.startswith("_")
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers"),
+]
 
 
 def _id(path: Path) -> str:

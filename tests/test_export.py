@@ -19,7 +19,10 @@ from vtp_lightning.tokenizer import VTPTokenizer
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
-pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers"),
+]
 
 
 @pytest.fixture(scope="module")

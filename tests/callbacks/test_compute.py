@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from callbacks.compute import FLOPS_KEY, SAMPLES_KEY, WALL_TIME_KEY, ComputeAccounting, batch_size_of
 
+pytestmark = pytest.mark.integration
+
 BATCH, IN, HIDDEN, OUT = 4, 8, 16, 3
 
 

@@ -23,6 +23,7 @@ def test_zero_shot_applies_only_to_tokenizers_with_a_contrastive_objective(make_
     assert not ZeroShotEvaluation().applies_to(make_ae())
 
 
+@pytest.mark.integration
 def test_zero_shot_is_skipped_for_an_autoencoder_and_logs_no_column(
     tmp_path: Path, make_ae, fit_tiny, metrics_of
 ) -> None:
@@ -66,6 +67,7 @@ def test_a_run_with_rec_weight_0_logs_no_reconstruction_or_generation_column(
     assert not {c for c in columns if c.startswith(("eval/rfd", "eval/gfd", "eval/psnr"))}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "evaluation",
     [

@@ -34,6 +34,8 @@ from callbacks import (
 from callbacks.compute import FLOPS_KEY, SAMPLES_KEY, ComputeAccounting
 from vtp_lightning.metrics.generation import GenerationProtocol
 
+pytestmark = pytest.mark.integration
+
 STEPS = 4
 BATCH_SIZE = 8  # the tiny datamodule's
 IMAGES = 64

@@ -136,6 +136,7 @@ def test_every_n_steps_must_be_positive_or_null(every_n_steps: int) -> None:
         ZeroShotEvaluation(every_n_steps=every_n_steps)
 
 
+@pytest.mark.integration
 def test_a_step_is_evaluated_once_under_gradient_accumulation(
     tmp_path: Path, make_ae, make_data, fit_tiny, metrics_of
 ) -> None:
@@ -146,6 +147,7 @@ def test_a_step_is_evaluated_once_under_gradient_accumulation(
     assert steps == ["1", "2"]
 
 
+@pytest.mark.integration
 def test_without_at_fit_end_nothing_is_evaluated_after_the_last_step(
     tmp_path: Path, make_ae, fit_tiny, metrics_of
 ) -> None:

@@ -19,6 +19,8 @@ from vtp_lightning.data import ImageFolder, VTPDataModule
 from vtp_lightning.metrics.fmnist_extractor import FMNIST_WEIGHTS, FashionMNISTFeatureExtractor
 from vtp_lightning.metrics.generation import GenerationProtocol
 
+pytestmark = pytest.mark.integration
+
 IMAGES = 16
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from jsonargparse import ArgumentParser
 from lightning.pytorch import LightningModule, Trainer
@@ -33,6 +34,7 @@ class BatchChecker(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+@pytest.mark.integration
 def test_trainer_fits_with_contract_batches() -> None:
     model = BatchChecker()
     trainer = Trainer(

@@ -88,6 +88,7 @@ def test_every_tokenizer_registers_exactly_its_objectives(
     assert (len(model.teacher) > 0) == bool(expected & {"dino", "mim"})
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(EXPECTED_OBJECTIVES))
 def test_one_training_step_gives_every_trainable_parameter_a_gradient(
     name: str, make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict]
@@ -105,6 +106,7 @@ def test_one_training_step_gives_every_trainable_parameter_a_gradient(
     assert [n for n, has_grad in grads.items() if not has_grad] == []
 
 
+@pytest.mark.integration
 def test_the_step_loss_is_the_weighted_sum_of_every_logged_objective_loss(
     make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict]
 ) -> None:
@@ -145,6 +147,7 @@ def test_a_fifth_objective_is_built_from_the_cli_config_and_registered() -> None
     assert model.objectives["latent_norm"].weight == 0.5
 
 
+@pytest.mark.integration
 def test_a_fifth_objective_is_logged_and_added_to_the_step_loss_with_its_weight(
     make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict]
 ) -> None:
@@ -161,6 +164,7 @@ def test_a_fifth_objective_is_logged_and_added_to_the_step_loss_with_its_weight(
     )
 
 
+@pytest.mark.integration
 def test_a_fifth_objective_with_weight_0_is_neither_computed_nor_logged(
     make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict]
 ) -> None:
@@ -260,6 +264,7 @@ def test_both_ssl_weights_0_build_no_head_and_no_teacher(
     assert len(model.teacher) == 0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("off", ["clip_weight", "dino_weight", "mim_weight", "rec_weight"])
 def test_a_switched_off_objective_is_not_logged_and_leaves_no_unused_trainable_parameter(
     off: str, make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict]
@@ -274,6 +279,7 @@ def test_a_switched_off_objective_is_not_logged_and_leaves_no_unused_trainable_p
     assert [n for n, has_grad in grads.items() if not has_grad] == []
 
 
+@pytest.mark.integration
 def test_every_objective_at_weight_0_is_a_config_error_at_the_first_step(
     make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict]
 ) -> None:

@@ -99,6 +99,7 @@ class _Batches(torch.utils.data.Dataset):
         return self.batches[i]
 
 
+@pytest.mark.integration
 def test_teacher_is_updated_once_per_optimizer_step_with_gradient_accumulation(
     make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict[str, torch.Tensor]]
 ) -> None:
