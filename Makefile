@@ -29,7 +29,7 @@ test: install ## set up, then run the default test suite (slow tests excluded)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-unit: install ## the fast unit layer only (no Trainer fits, no CLI runs, no slow tests)
-	$(BIN)/pytest -m "not slow and not integration" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow and not integration and not distributed" $(PYTEST_ARGS)
 
 test-slow: install ## run only the slow end-to-end tests
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
