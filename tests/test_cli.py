@@ -257,9 +257,10 @@ def test_lightning_print_config_shows_the_merged_config_without_training(tmp_pat
     printed = yaml.safe_load(result.stdout)
     assert printed["model"]["class_path"] == "vtp_lightning.tokenizer.VTPTokenizer"
     init = printed["model"]["init_args"]
-    assert init["num_prototypes"] == 256  # from _ssl.yaml
-    assert init["text_width"] == 128  # from _clip.yaml
-    assert init["rec_weight"] == 0.1  # from _rec.yaml
-    assert printed["data"]["image_size"] == 32  # (the model's copy is linked from data, so not printed)
+    for piece in ("_ssl.yaml", "_clip.yaml", "_rec.yaml"):  # every shared piece's options are merged in
+        for key, value in yaml.safe_load((EXPERIMENTS / piece).read_text())["model"]["init_args"].items():
+            assert init[key] == pytest.approx(value), f"{key} from {piece}"
+    run_data = yaml.safe_load((EXPERIMENTS / "_run.yaml").read_text())["data"]
+    assert printed["data"]["image_size"] == run_data["image_size"]  # the model's copy is linked, not printed
     assert printed["trainer"]["max_steps"] == 7
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written

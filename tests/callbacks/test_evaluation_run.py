@@ -208,15 +208,16 @@ def test_the_model_is_back_in_train_mode_with_its_weights_unchanged_after_each_e
 
 
 def test_the_summary_is_printed_and_written_as_json(run: SimpleNamespace) -> None:
-    assert f"== vtp-lightning summary (step {STEPS}) ==" in run.printed
+    assert "summary" in run.printed and f"step {STEPS}" in run.printed
     assert "train/loss" in run.printed
     summary = json.loads((run.root / "summary.json").read_text())
     assert summary["global_step"] == STEPS
     expected = {key: value for cb in run.evaluations.values() for key, value in cb.last_results.items()}
     assert set(expected) == set(METRICS)
     assert summary["metrics"] == pytest.approx(expected)
-    for key, value in expected.items():
-        assert f"{key:<28}{value:>12.4f}" in run.printed
+    for key, value in expected.items():  # each metric is printed on its own line with its value
+        line = next(line for line in run.printed.splitlines() if line.split()[:1] == [key])
+        assert float(line.split()[1]) == pytest.approx(value, abs=1e-4)
     assert summary["losses"]["train/loss"]["steps"] == STEPS
     by_callback = summary["evaluation_time_by_callback_s"]
     assert set(by_callback) == {type(cb).__name__ for cb in run.evaluations.values()}
