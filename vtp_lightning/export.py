@@ -19,6 +19,8 @@ from safetensors.torch import load_file, save_file
 from vtp_lightning.checkpoints import load_checkpoint
 from vtp_lightning.errors import CheckpointError, VTPError
 from vtp_lightning.models.autoencoder import VTPAutoencoder
+from vtp_lightning.official.loading import official_autoencoder, official_weights
+from vtp_lightning.official.source import is_official
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -40,11 +42,19 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a Lightning ``.ckpt``, a ``.safetensors`` file, or an exported directory."""
     path = Path(path)
+    if is_official(path):  # a released VTP directory or its model.safetensors: converted on the fly
+        return official_weights(path)
     if path.is_dir():
         path = path / WEIGHTS_NAME
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    return _load_checkpoint(path)["state_dict"]
+    try:
+        return _load_checkpoint(path)["state_dict"]
+    except CheckpointError as not_lightning:
+        try:  # an official training state dict (vtp.models.vtp.VTP) has no 'state_dict' entry
+            return official_weights(path)
+        except CheckpointError:
+            raise not_lightning from None
 
 
 def _read_safetensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -104,8 +114,10 @@ def _check_fits(model: VTPAutoencoder, weights: dict[str, torch.Tensor], source:
 
 
 def from_pretrained(directory: str | Path, map_location: str | torch.device = "cpu") -> VTPAutoencoder:
-    """Rebuild a :class:`VTPAutoencoder` from an exported directory (eval mode)."""
+    """Rebuild a :class:`VTPAutoencoder` from an exported directory or an official VTP one (eval mode)."""
     directory = Path(directory)
+    if is_official(directory):
+        return official_autoencoder(directory, map_location)
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise CheckpointError(
@@ -128,8 +140,8 @@ def from_pretrained(directory: str | Path, map_location: str | torch.device = "c
 def load_autoencoder(path: str | Path) -> VTPAutoencoder:
     """The encode/decode half of a tokenizer from a training checkpoint or an exported directory."""
     path = Path(path)
-    if path.is_dir():
-        return from_pretrained(path)
+    if path.is_dir() or is_official(path):
+        return from_pretrained(path) if path.is_dir() else official_autoencoder(path)
     state = _load_checkpoint(path)
     arch = state.get(ARCH_KEY)
     if arch is None or "state_dict" not in state:
