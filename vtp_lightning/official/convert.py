@@ -82,6 +82,7 @@ class Converted:
     architecture: dict[str, Any]
     tokenizer_class: str
     notes: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # official name -> why it has no tensor here
 
 
 def _refuse(checkpoint: OfficialCheckpoint, what: str) -> CheckpointError:
@@ -500,7 +501,12 @@ def convert(
         notes.append(f"{name}: left out — {reason}")
     options = _options(encoder, latent, decoder, text, head, "logit_bias" in state)
     return Converted(
-        state, options, _architecture(encoder, latent, decoder), _tokenizer_class(text, head, decoder), notes
+        state,
+        options,
+        _architecture(encoder, latent, decoder),
+        _tokenizer_class(text, head, decoder),
+        notes,
+        dict(renamer.left_out),
     )
 
 
