@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -135,6 +136,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _refuse_in_unit_tests(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)  # LightningCLI reads fit's signature (e.g. --ckpt_path) through the wrapper
     def checked(*args: Any, **kwargs: Any) -> Any:
         item = _running[0] if _running else None
         if item is not None and not any(item.get_closest_marker(m) for m in INTEGRATION_MARKERS):
