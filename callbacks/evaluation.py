@@ -1,7 +1,8 @@
 """What every evaluation callback shares: when to run, on which weights, and how results are recorded.
 
-An evaluation runs every ``every_n_steps`` optimiser steps and/or at the end of fit, on the frozen
-current weights (the model is put in eval mode under ``torch.no_grad`` and restored afterwards).
+An evaluation runs every ``every_n_steps`` optimiser steps and/or at the end of fit, and once at
+the end of ``lightning validate`` (e.g. on a converted official checkpoint given as ``init_weights``),
+on the frozen current weights (the model is put in eval mode under ``torch.no_grad`` and restored afterwards).
 
 Results are written straight to every logger at the current global step, together with the compute
 spent so far (``compute/*`` from :class:`callbacks.compute.ComputeAccounting` when present), so each
@@ -84,6 +85,15 @@ class EvaluationCallback(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.at_fit_end and trainer.global_step != self._last_evaluated_step:
+            self.run(trainer, pl_module)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "validate" and self.applies_to(pl_module):
+            self.check_inputs()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``lightning validate`` (not fit's periodic validation) runs the evaluation once."""
+        if trainer.state.fn == "validate" and not trainer.sanity_checking:
             self.run(trainer, pl_module)
 
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:

@@ -250,6 +250,15 @@ class TokenizerModule(pl.LightningModule):
         if self._init_weights_path and self.global_step == 0:
             self.load_matching_weights(self._init_weights_path)
 
+    def on_validation_start(self) -> None:
+        # `lightning validate` with init_weights (and no --ckpt_path) evaluates those weights, e.g. a
+        # converted official checkpoint; during fit they were loaded at fit start.
+        trainer = self.trainer
+        standalone = trainer.state.fn == "validate" and not trainer.ckpt_path
+        if self._init_weights_path and standalone and not getattr(self, "_init_weights_loaded", False):
+            self.load_matching_weights(self._init_weights_path)
+            self._init_weights_loaded = True
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         seed_training_step(self.global_step)  # an exact resume needs the step's own random stream
 
