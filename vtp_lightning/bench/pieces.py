@@ -1,18 +1,13 @@
-"""``make bench``: measured speed figures (never asserted in tests).
+"""This suite's own figures at the CPU-sized demo settings.
 
-Prints, for the CPU-sized demo settings (or whatever sizes you pass):
 - training step time, measured FLOPs per step and achieved GFLOP/s for each loss combination;
 - tokenizer encode/decode throughput;
 - data pipeline throughput (training batches with multi-crop views and masks);
 - the evaluation pieces: fmnist-feature extraction, linear probe fit, latent-DiT training and sampling.
-
-    python -m vtp_lightning.bench --combinations ae clip_ssl_ae --steps 3
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,20 +15,10 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vtp_lightning.bench.timing import median_seconds
 from vtp_lightning.config_files import load_config
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.tokenizer import TOKENIZERS
-
-
-def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median seconds of ``repeats`` calls (after one warm-up call), and the last result."""
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def _model_and_data(combination: str, batch_size: int | None) -> tuple[Any, VTPDataModule]:
@@ -75,7 +60,7 @@ def bench_training(combinations: list[str], steps: int, batch_size: int | None) 
         counter = FlopCounterMode(display=False)
         with counter:
             step()
-        seconds, _ = _timed(step, steps)
+        seconds, _ = median_seconds(step, steps)
         gflop = counter.get_total_flops() / 1e9
         n = batch["image"].shape[0]
         print(f"{combination:<14}{seconds:>9.2f}{gflop:>12.1f}{gflop / seconds:>10.1f}{n / seconds:>9.1f}")
@@ -86,8 +71,8 @@ def bench_inference(repeats: int) -> None:
     model, datamodule = _model_and_data("clip_ssl_ae", None)
     model.eval()
     images = torch.stack([datamodule.eval_dataset("val", 256)[i]["image"] for i in range(256)])
-    enc_s, latents = _timed(lambda: model.encode(images), repeats)
-    dec_s, _ = _timed(lambda: model.decode(latents), repeats)
+    enc_s, latents = median_seconds(lambda: model.encode(images), repeats)
+    dec_s, _ = median_seconds(lambda: model.decode(latents), repeats)
     print(
         f"\nencode: {256 / enc_s:,.0f} img/s   decode: {256 / dec_s:,.0f} img/s   latent {tuple(latents.shape[1:])}"
     )
@@ -119,10 +104,10 @@ def bench_evaluation() -> None:
 
     extractor = build_feature_extractor("fmnist")
     images = torch.rand(1000, 3, 32, 32)
-    seconds, _ = _timed(lambda: extractor(images), 1)
+    seconds, _ = median_seconds(lambda: extractor(images), 1)
     print(f"\nfmnist features: {1000 / seconds:,.0f} img/s")
     x, y = torch.randn(2000, 384), torch.randint(0, 10, (2000,))
-    seconds, _ = _timed(lambda: linear_probe(x, y, x[:1000], y[:1000], steps=200), 1)
+    seconds, _ = median_seconds(lambda: linear_probe(x, y, x[:1000], y[:1000], steps=200), 1)
     print(f"linear probe (2000 x 384, 6 settings, 200 steps): {seconds:.1f} s")
     protocol = GenerationProtocol(train_steps=100, sampling_steps=50, num_samples=1000)
     latents, labels = torch.randn(4000, 16, 8, 8), torch.randint(0, 10, (4000,))
@@ -137,29 +122,3 @@ def bench_evaluation() -> None:
         f"latent DiT '{protocol.dit}': {protocol.train_steps / train_s:.1f} train steps/s (batch {protocol.batch_size}), "
         f"sampling 1000 x {protocol.sampling_steps} Euler steps: {sample_s:.1f} s"
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--combinations", nargs="+", default=["ae", "clip_ae", "ssl_ae", "clip_ssl_ae"])
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps per combination")
-    parser.add_argument("--batch-size", type=int, default=None, help="override the configs' batch size")
-    parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["training", "inference", "data", "evaluation"]
-    )
-    args = parser.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
-    if "training" not in args.skip:
-        bench_training(args.combinations, args.steps, args.batch_size)
-    if "inference" not in args.skip:
-        bench_inference(3)
-    if "data" not in args.skip:
-        bench_data(10)
-    if "evaluation" not in args.skip:
-        bench_evaluation()
-
-
-if __name__ == "__main__":
-    main()
