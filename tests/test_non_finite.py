@@ -24,7 +24,10 @@ from vtp_lightning.tokenizer import AETokenizer, CLIPAETokenizer
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
-pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers"),
+]
 
 
 def _error_lines(stderr: str) -> list[str]:

@@ -21,7 +21,10 @@ from vtp_lightning.export import main as export_main
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 AE_CONFIG = EXPERIMENTS / "ae.yaml"
 
-pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers"),
+]
 
 
 class _ShellPayload:

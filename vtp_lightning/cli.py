@@ -10,6 +10,7 @@ Errors a user can fix are printed as one ``error:`` line (exit code 2), not a st
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +24,7 @@ from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
 from vtp_lightning.config_files import expand_config_args
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.errors import CheckpointError, VTPError
+from vtp_lightning.run_history import ResumedCSVLogger
 
 # ``--ckpt_path`` values Lightning resolves itself (to a file it then reads through SafeCheckpointIO).
 LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
@@ -37,14 +39,16 @@ class VTPCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
-        self._refuse_foreign_checkpoint()
+        self._resume_step: int | None = None
+        self._check_resume_checkpoint()
 
-    def _refuse_foreign_checkpoint(self) -> None:
-        """Refuse ``--ckpt_path`` of another tokenizer class, before LightningCLI swaps the model.
+    def _check_resume_checkpoint(self) -> None:
+        """Read ``--ckpt_path`` safely and refuse it for another model or other model options.
 
-        When resuming, LightningCLI rebuilds the model from the checkpoint's own hyper-parameters,
-        class included, so an AE checkpoint given to the VTP config would silently resume the AE
-        and the module's own class check would never see the mismatch.
+        This runs before LightningCLI reads the checkpoint itself: that read rebuilds the model from
+        the checkpoint's own hyper-parameters, class included, so an AE checkpoint given to the VTP
+        config would silently resume the AE, and a changed option (e.g. ``latent_dim``) would
+        silently train with the checkpoint's value.
         """
         subcommand = self.config.get("subcommand")
         if not subcommand:
@@ -56,20 +60,39 @@ class VTPCLI(LightningCLI):
         # Read (weights only) before LightningCLI does: a pickled payload, a missing or a truncated
         # file is one error here instead of code run or a traceback there.
         checkpoint = load_checkpoint(ckpt_path, what="--ckpt_path")
-        theirs = checkpoint.get("vtp_class") or checkpoint.get("hyper_parameters", {}).get("_class_path")
-        ours = config.get("model", {}).get("class_path")
+        hparams = checkpoint.get("hyper_parameters") or {}
+        theirs = checkpoint.get("vtp_class") or hparams.get("_class_path")
+        model = config.get("model") or {}
+        ours = model.get("class_path")
         if theirs and ours and theirs != ours:
             raise CheckpointError(
                 f"the checkpoint {ckpt_path} holds a {theirs.rsplit('.', 1)[-1]} but this run builds a "
                 f"{ours.rsplit('.', 1)[-1]}; resume with the checkpoint's own config, or use "
                 "model.init_args.init_weights to start a new run from its matching modules"
             )
+        changed = changed_model_options(hparams, _as_dict(model.get("init_args")))
+        if changed:
+            detail = "; ".join(
+                f"{k}: {theirs!r} in the checkpoint, {ours!r} now" for k, (theirs, ours) in changed.items()
+            )
+            raise CheckpointError(
+                f"the checkpoint {ckpt_path} was trained with other model options ({detail}); resume with "
+                "the options it was trained with (its run folder's config.yaml), or start a new run with "
+                "model.init_args.init_weights"
+            )
+        self._resume_step = int(checkpoint.get("global_step", 0))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         if kwargs.get("logger") in (None, True):
             root = Path(self._get(self.config_init, "trainer.default_root_dir") or "outputs")
+            resume_step = getattr(self, "_resume_step", None)
+            csv_logger = (
+                CSVLogger(save_dir=root, name="", version="")
+                if resume_step is None
+                else ResumedCSVLogger(save_dir=root, name="", version="", resume_step=resume_step)
+            )
             kwargs["logger"] = [
-                CSVLogger(save_dir=root, name="", version=""),
+                csv_logger,
                 TensorBoardLogger(save_dir=root, name="tensorboard", version=""),
             ]
         kwargs["plugins"] = _with_safe_checkpoint_io(self._get(self.config_init, "trainer.plugins"))
@@ -80,6 +103,33 @@ class VTPCLI(LightningCLI):
 
 # Whether this process's trainer draws a progress bar: an error then starts on a fresh line.
 _progress_bar_in_use = [False]
+
+
+# Options that may differ on resume: init_weights only acts at step 0, so a resume ignores it.
+RESUME_IGNORES = frozenset({"init_weights"})
+
+
+def changed_model_options(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{option: (checkpoint's value, this run's value)}`` for model options set in both that differ."""
+    changed = {}
+    for key in sorted(set(saved) & set(now) - RESUME_IGNORES):
+        if key.startswith("_"):
+            continue
+        theirs, ours = _plain(saved[key]), _plain(now[key])
+        if theirs != ours:
+            changed[key] = (theirs, ours)
+    return changed
+
+
+def _plain(value: Any) -> Any:
+    """JSON-comparable form: tuples become lists, paths strings (as a YAML config would give them)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _as_dict(namespace: Any) -> dict[str, Any]:
+    if namespace is None:
+        return {}
+    return namespace.as_dict() if hasattr(namespace, "as_dict") else dict(namespace)
 
 
 def _with_safe_checkpoint_io(plugins: Any) -> list[Any]:

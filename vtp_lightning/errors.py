@@ -13,7 +13,11 @@ class VTPError(Exception):
 
 
 class DataError(VTPError):
-    """A dataset, file or sample cannot be read or is malformed."""
+    """A dataset, file or sample cannot be read or is malformed; ``where`` names the file if known."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
 
 
 class ConfigError(VTPError):

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from vtp_lightning.data import VTPDataModule
-from vtp_lightning.data.datasets import TrainItems
+from vtp_lightning.data.datasets import TrainItems, Unreadable
 from vtp_lightning.data.image_io import configure_image_reading, decode_image_bytes, open_image
 from vtp_lightning.data.sources.image_folder import ImageFolder
 from vtp_lightning.errors import ConfigError, DataError
@@ -135,7 +135,7 @@ def test_an_oversized_image_is_skipped_with_skip_corrupt_and_the_limit_is_a_data
     Image.new("RGB", (64, 64)).save(folder / "b.png")
     source = ImageFolder(tmp_path / "folder")
     VTPDataModule(train=source, max_image_pixels=1000)
-    assert TrainItems(source, skip_corrupt=True)[1] is None
+    assert TrainItems(source, skip_corrupt=True)[1] == Unreadable(str(folder / "b.png"))
     with pytest.raises(DataError, match="b.png"):
         TrainItems(source, skip_corrupt=False)[1]
     assert TrainItems(source, skip_corrupt=False)[0] is not None

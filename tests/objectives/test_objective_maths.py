@@ -44,6 +44,7 @@ def test_a_logit_scale_above_ln_100_still_gets_a_gradient(
     assert model.logit_scale.grad is not None and model.logit_scale.grad.abs().item() > 0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("start", "clamped_to"), [(LN_100 + 0.5, LN_100), (-0.5, 0.0)])
 def test_the_logit_scale_parameter_is_clamped_to_0_and_ln_100_after_the_optimiser_step(
     start: float,
@@ -59,6 +60,7 @@ def test_the_logit_scale_parameter_is_clamped_to_0_and_ln_100_after_the_optimise
     assert model.logit_scale.item() == pytest.approx(clamped_to, abs=1e-7)
 
 
+@pytest.mark.integration
 def test_a_logit_scale_inside_the_range_moves_freely(
     make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict]
 ) -> None:

@@ -5,21 +5,27 @@ batch: the reconstruction view for every row, DINO multi-crop for a random subse
 ``ssl_batch_size`` rows only (the paper trains SSL on 4k of 16k rows: no crops are cut for the
 others), iBOT block masks for the global crops, and the caption tokens.
 
-Skipped samples: with ``skip_corrupt`` the datasets hand ``None`` for an unreadable sample; the
-collate drops it and reports how many it dropped as ``batch["skipped"]`` (a long scalar tensor, present
-only with ``skip_corrupt``). The training module logs it with ``reduce_fx="sum"``, which gives the
-count per epoch without any state shared between worker processes. Such a batch has fewer rows.
+Skipped samples: with ``skip_corrupt`` the datasets hand an ``Unreadable`` (or ``None``) for an
+unreadable sample; the collate drops it and reports how many it dropped as ``batch["skipped"]`` (a
+long scalar tensor) and which as ``batch["skipped_names"]`` (a list of file names), both present only
+with ``skip_corrupt``; :class:`callbacks.TrainingSummary` adds them up over the run. Such a batch
+has fewer rows.
+
+Randomness: a batch fetched by :class:`~vtp_lightning.data.resumable.SeededBatches` carries its seed,
+and the collate draws its crops, flips and masks under it (so a resumed run rebuilds the same batch).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 
 from vtp_lightning.data.masking import BlockMaskGenerator
+from vtp_lightning.data.resumable import seeded_random
 from vtp_lightning.data.sources.base import Sample
 from vtp_lightning.data.tokenizer import CaptionTokenizer
 from vtp_lightning.data.views import MultiCropView, ReconstructionView, to_normalized_batch
@@ -52,11 +58,16 @@ class TrainCollate:
         self.ssl_batch_size = ssl_batch_size
         self.report_skipped = report_skipped
 
-    def __call__(self, items: Sequence[Sample | None]) -> dict[str, torch.Tensor]:
-        samples = [s for s in items if s is not None]
+    def __call__(self, items: Sequence[Any]) -> dict[str, Any]:
+        seed = getattr(items, "seed", None)
+        with seeded_random(f"{seed}/collate") if seed is not None else nullcontext():
+            return self._collate(items)
+
+    def _collate(self, items: Sequence[Any]) -> dict[str, Any]:
+        samples = [s for s in items if isinstance(s, Sample)]
         if not samples:
             raise DataError(f"all {len(items)} samples of a batch were unreadable; check the data source")
-        batch = {
+        batch: dict[str, Any] = {
             "image": to_normalized_batch([self.view(s.image) for s in samples]),
             "text": self.tokenizer([s.caption for s in samples]),
             "label": torch.tensor([s.label for s in samples], dtype=torch.long),
@@ -65,6 +76,7 @@ class TrainCollate:
             batch.update(self._ssl_views(samples))
         if self.report_skipped:
             batch["skipped"] = torch.tensor(len(items) - len(samples), dtype=torch.long)
+            batch["skipped_names"] = [getattr(s, "where", "?") for s in items if not isinstance(s, Sample)]
         return batch
 
     def _ssl_views(self, samples: list[Sample]) -> dict[str, torch.Tensor]:

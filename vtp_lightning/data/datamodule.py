@@ -10,8 +10,11 @@ Distributed training: for indexed sources Lightning swaps the shuffling sampler 
 (:mod:`vtp_lightning.data.sharding`). Unreadable samples fail with a :class:`DataError` naming the file,
 or with ``skip_corrupt`` are dropped and counted in ``batch["skipped"]`` (:mod:`vtp_lightning.data.collate`).
 
-Randomness: the train order and the augmentations follow the global seed (``seed_everything``) and
-PyTorch's per-worker seeding; ``seed`` only fixes the evaluation order.
+Randomness: the train order and the augmentations of an indexed source are functions of the global
+seed (``seed_everything``; else ``seed``), the epoch and the batch's place in it, whatever the number
+of workers; the loader is stateful, so a run resumed from a mid-epoch checkpoint sees exactly the
+batches the uninterrupted run would (:mod:`vtp_lightning.data.resumable`). Streaming sources shuffle
+with PyTorch's per-worker seeding and resume at the start of their stream.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from vtp_lightning.data.datasets import (
 from vtp_lightning.data.eval_order import balanced_order
 from vtp_lightning.data.image_io import DEFAULT_MAX_PIXELS, WHITE, configure_image_reading
 from vtp_lightning.data.masking import BlockMaskGenerator
+from vtp_lightning.data.resumable import EpochShuffle, ResumableDataLoader, SeededBatches, global_seed
 from vtp_lightning.data.sources.base import ImageTextSource, IndexedSource
 from vtp_lightning.data.sources.embedded import EmbeddedFashionMNIST
 from vtp_lightning.data.tokenizer import CaptionTokenizer
@@ -222,21 +226,35 @@ class VTPDataModule(LightningDataModule):
                     f"{source.describe()} has {len(source)} samples, fewer than batch_size {self.batch_size}; "
                     "add data or lower batch_size"
                 )
-            dataset: Dataset = TrainItems(source, self.skip_corrupt)
-        else:
-            rank, world = (
-                (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (None, None)
+            seed = self.train_seed()
+            return ResumableDataLoader(
+                TrainItems(source, self.skip_corrupt),
+                batch_sampler=SeededBatches(EpochShuffle(len(source), seed), self.batch_size, True, seed),
+                num_workers=self.num_workers,
+                collate_fn=self.train_collate(),
+                persistent_workers=self.num_workers > 0,
+                consumed=self._consumed_train_batches,
             )
-            dataset = StreamingTrainItems(source, self.skip_corrupt, rank, world)
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (None, None)
         return DataLoader(
-            dataset,
+            StreamingTrainItems(source, self.skip_corrupt, rank, world),
             batch_size=self.batch_size,
-            shuffle=isinstance(source, IndexedSource),
             drop_last=True,
             num_workers=self.num_workers,
             collate_fn=self.train_collate(),
             persistent_workers=self.num_workers > 0,
         )
+
+    def train_seed(self) -> int:
+        """Seed of the training order and augmentations: ``seed_everything``'s, else ``seed``."""
+        return global_seed(self.seed)
+
+    def _consumed_train_batches(self) -> int | None:
+        """Batches of the current epoch that training has consumed (what a checkpoint must skip)."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     # ---- evaluation ----------------------------------------------------------------------------
     def val_dataloader(self) -> DataLoader:

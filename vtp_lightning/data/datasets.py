@@ -2,7 +2,9 @@
 
 Training items are :class:`Sample` s with the image already an RGB PIL image; the collate builds the
 views. An unreadable training sample raises its :class:`DataError` — or, with ``skip_corrupt``, the
-item is ``None`` and the collate drops and counts it (see :mod:`vtp_lightning.data.collate`).
+item is an :class:`Unreadable` naming it, which the collate drops and counts (see
+:mod:`vtp_lightning.data.collate`). Training batches may be fetched under a per-batch seed
+(:mod:`vtp_lightning.data.resumable`).
 
 Evaluation items are ``{"image": float (3, S, S), "label": long}`` (plus ``"caption"`` for the
 validation loader). Evaluation must be deterministic and every index must give a dict, so with
@@ -13,12 +15,14 @@ evaluation order (never one already inside the subset while there are others).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from vtp_lightning.data.image_io import to_rgb
+from vtp_lightning.data.resumable import SeededKey, seeded_fetch
 from vtp_lightning.data.sharding import current_partition
 from vtp_lightning.data.sources.base import IndexedSource, Sample, StreamingSource
 from vtp_lightning.data.views import ReconstructionView, to_normalized_batch
@@ -30,8 +34,19 @@ def readable(sample: Sample) -> Sample:
     return Sample(image=to_rgb(sample.image), caption=sample.caption, label=sample.label)
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A training sample skipped with ``skip_corrupt``: what it was (file name or source position)."""
+
+    where: str
+
+
+def _skipped(exc: DataError, fallback: str) -> Unreadable:
+    return Unreadable(exc.where or fallback)
+
+
 class TrainItems(Dataset):
-    """Map-style training items from an indexed source; ``None`` for skipped unreadable samples."""
+    """Map-style training items from an indexed source; :class:`Unreadable` for skipped samples."""
 
     def __init__(self, source: IndexedSource, skip_corrupt: bool) -> None:
         self.source = source
@@ -40,13 +55,17 @@ class TrainItems(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> Sample | None:
+    def __getitem__(self, index: int) -> Sample | Unreadable:
         try:
             return readable(self.source[index])
-        except DataError:
+        except DataError as exc:
             if self.skip_corrupt:
-                return None
+                return _skipped(exc, f"{self.source.describe()}[{index}]")
             raise
+
+    def __getitems__(self, keys: Sequence[SeededKey | int]) -> list[Sample | Unreadable]:
+        """A batch of items; keys from :class:`~vtp_lightning.data.resumable.SeededBatches` carry its seed."""
+        return seeded_fetch(self.__getitem__, keys)
 
 
 class StreamingTrainItems(IterableDataset):
@@ -54,7 +73,7 @@ class StreamingTrainItems(IterableDataset):
 
     Args:
         source: the streaming source.
-        skip_corrupt: yield ``None`` for unreadable samples instead of raising.
+        skip_corrupt: yield an :class:`Unreadable` for unreadable samples instead of raising.
         rank: this process's DDP rank (``None``: ask torch.distributed / the environment).
         world_size: number of DDP processes (``None``: as for ``rank``).
     """
@@ -70,7 +89,7 @@ class StreamingTrainItems(IterableDataset):
         self.skip_corrupt = skip_corrupt
         self.rank, self.world_size = rank, world_size
 
-    def __iter__(self) -> Iterator[Sample | None]:
+    def __iter__(self) -> Iterator[Sample | Unreadable]:
         partition = current_partition(self.rank, self.world_size)
         epoch = self.source.samples_per_epoch
         if epoch is None and partition.world_size > 1:
@@ -83,16 +102,16 @@ class StreamingTrainItems(IterableDataset):
             yield _checked(item, self.skip_corrupt)
 
 
-def _checked(item: Sample | DataError, skip_corrupt: bool) -> Sample | None:
+def _checked(item: Sample | DataError, skip_corrupt: bool) -> Sample | Unreadable:
     if isinstance(item, DataError):
         if skip_corrupt:
-            return None
+            return _skipped(item, "a stream record")
         raise item
     try:
         return readable(item)
-    except DataError:
+    except DataError as exc:
         if skip_corrupt:
-            return None
+            return _skipped(exc, "a stream record")
         raise
 
 
@@ -118,7 +137,7 @@ def read_stream(source: StreamingSource, limit: int | None, skip_corrupt: bool) 
     samples: list[Sample] = []
     for item in source.iter_samples(None, shuffle=False):
         sample = _checked(item, skip_corrupt)
-        if sample is not None:
+        if isinstance(sample, Sample):
             samples.append(sample)
         if limit is not None and len(samples) >= limit:
             break
@@ -197,7 +216,7 @@ class StreamingEvalItems(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for item in self.source.iter_samples(current_partition(), shuffle=False):
             sample = _checked(item, self.skip_corrupt)
-            if sample is not None:
+            if isinstance(sample, Sample):
                 yield {
                     "image": to_normalized_batch([self.view(sample.image)])[0],
                     "label": torch.tensor(sample.label, dtype=torch.long),

@@ -67,7 +67,10 @@ def open_image(path: str | Path) -> Image.Image:
     """Decode the image file at ``path`` fully (not lazily), so corruption surfaces here."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"image file not found: {path}; check the path (and image_root) in the data source")
+        raise DataError(
+            f"image file not found: {path}; check the path (and image_root) in the data source",
+            where=str(path),
+        )
     return _decode(path, str(path))
 
 
@@ -92,10 +95,11 @@ def _decode(source: Path | io.BytesIO, where: str) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(
             f"image {where} is larger than the {limit}-pixel limit, a possible decompression bomb ({exc}); "
-            f"raise data.max_image_pixels if it is genuine, or {_FIX_HINT}"
+            f"raise data.max_image_pixels if it is genuine, or {_FIX_HINT}",
+            where=where,
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read image {where}: {exc}; {_FIX_HINT}") from exc
+        raise DataError(f"cannot read image {where}: {exc}; {_FIX_HINT}", where=where) from exc
 
 
 def to_rgb(image: Image.Image | np.ndarray) -> Image.Image:
