@@ -144,3 +144,10 @@ def test_a_truncated_or_foreign_file_is_one_error_line(tmp_path: Path, capsys) -
         assert main([str(path), str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err and fragment in err, err
+
+
+def test_init_weights_refuses_official_weights_for_a_model_with_integer_rope_positions() -> None:
+    converted = convert(read_official(FIXTURES / "hf"))
+    model = CLIPAETokenizer(**{**converted.options, "rope_coords": "index"})
+    with pytest.raises(CheckpointError, match="rope_coords: normalized"):
+        model.load_matching_weights(FIXTURES / "hf")

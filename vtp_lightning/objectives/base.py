@@ -345,6 +345,16 @@ class TokenizerModule(pl.LightningModule):
         state = read_weights(path)
         own = self.state_dict()
         shared = [k for k in state if k in own]
+        buffers = dict(self.named_buffers())  # an index-mode RoPE has inv_freq but no periods
+        index_rope = [
+            k for k in state if k.endswith("rope.periods") and k not in own and k[:-7] + "inv_freq" in buffers
+        ]
+        if index_rope:
+            raise CheckpointError(
+                f"{path} was trained with RoPE on each crop's own [-1, 1] grid ({index_rope[0]}) but this model "
+                "places RoPE at integer patch indices; set model.init_args.rope_coords: normalized (with norm_eps "
+                "and ffn_align as in the checkpoint: a vtp-convert directory's model.yaml has them)"
+            )
         if not shared:
             raise CheckpointError(
                 f"{path} shares no parameter names with {type(self).__name__}; is it a vtp-lightning tokenizer?"
