@@ -67,8 +67,9 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as f:
+        with open(temp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())

@@ -21,7 +21,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
-from vtp_lightning.config_files import expand_config_args
+from vtp_lightning.config_files import expanded_config_args
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.errors import CheckpointError, VTPError
 from vtp_lightning.run_history import ResumedCSVLogger
@@ -169,14 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     _progress_bar_in_use[0] = False
     try:
-        VTPCLI(
-            LightningModule,
-            VTPDataModule,
-            subclass_mode_model=True,
-            args=expand_config_args(args),
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"parser_mode": "omegaconf"},
-        )
+        with expanded_config_args(args) as expanded:
+            VTPCLI(
+                LightningModule,
+                VTPDataModule,
+                subclass_mode_model=True,
+                args=expanded,
+                save_config_kwargs={"overwrite": True},
+                parser_kwargs={"parser_mode": "omegaconf"},
+            )
     except Exception as exc:
         user_error = _user_error(exc)
         if user_error is None:

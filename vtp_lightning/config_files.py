@@ -3,15 +3,20 @@
 A config may start with ``__base__: other.yaml`` (or a list): the named files, relative to the
 config's own folder, are merged first (recursively, with OmegaConf), then the config on top — so the
 loss-combination configs share one base instead of repeating it. The merged result is written to a
-temporary file that LightningCLI reads as usual.
+temporary file that LightningCLI reads as usual, and removed when the command ends
+(:func:`expanded_config_args`). Every config is parsed here first, so a YAML syntax error is one
+message naming the file, line and column.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 
 from vtp_lightning.errors import ConfigError
@@ -28,8 +33,14 @@ def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
         raise ConfigError(f"config {path} includes itself through {BASE_KEY}")
     try:
         node = OmegaConf.load(path)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ConfigError(
+            f"{where}: YAML syntax error ({exc.problem or exc.context}); fix the file"
+        ) from None
     except Exception as exc:
-        raise ConfigError(f"cannot parse config {path}: {exc}") from exc
+        raise ConfigError(f"cannot parse config {path}: {' '.join(str(exc).split())}") from None
     data = OmegaConf.to_container(node, resolve=False) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping at the top level")
@@ -50,8 +61,19 @@ def has_base(path: str | Path) -> bool:
     return any(line.startswith(f"{BASE_KEY}:") for line in text.splitlines())
 
 
-def expand_config_args(argv: list[str]) -> list[str]:
-    """Replace every ``--config FILE`` whose file uses ``__base__`` by a merged temporary file."""
+@contextmanager
+def expanded_config_args(argv: list[str]) -> Iterator[list[str]]:
+    """``argv`` with every ``--config FILE`` checked and, where it uses ``__base__``, replaced by a
+    merged temporary file, which is deleted when the block ends."""
+    temporary: list[str] = []
+    try:
+        yield _expand(argv, temporary)
+    finally:
+        for name in temporary:
+            Path(name).unlink(missing_ok=True)
+
+
+def _expand(argv: list[str], temporary: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(argv):
@@ -64,13 +86,17 @@ def expand_config_args(argv: list[str]) -> list[str]:
         if value is None:
             out.append(arg)
         else:
-            out += ["--config", _merged_file(value) if has_base(value) else value]
+            if Path(value).is_file():  # (not a file: jsonargparse reports it, or reads it as YAML text)
+                merged = load_config(value)  # every config file: a syntax error names it here
+                if has_base(value):
+                    temporary.append(_merged_file(value, merged))
+                    value = temporary[-1]
+            out += ["--config", value]
         i += 1
     return out
 
 
-def _merged_file(path: str) -> str:
-    merged = load_config(path)
+def _merged_file(path: str, merged: dict[str, Any]) -> str:
     prefix, suffix = "vtp-config-", f"-{Path(path).name}"
     with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False, prefix=prefix) as handle:
         handle.write(OmegaConf.to_yaml(OmegaConf.create(merged)))
