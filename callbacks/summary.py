@@ -2,17 +2,21 @@
 metrics, and how the wall time split between training and evaluation.
 
 It is also written as ``summary.json`` in the run directory, so scripts (and the README's figures)
-read the same numbers a person sees.
+read the same numbers a person sees. With ``data.skip_corrupt`` it adds up the skipped samples of
+every step (a per-step log keeps only the logged steps) and names the first few files.
+
+What it collects is checkpointed, so a resumed run's summary still starts at step 0.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -24,27 +28,54 @@ class TrainingSummary(Callback):
 
     Args:
         window: steps averaged at the start and at the end of training for the loss comparison.
+        skipped_names: how many skipped files to name (the count covers all of them).
     """
 
-    def __init__(self, window: int = 20) -> None:
+    def __init__(self, window: int = 20, skipped_names: int = 5) -> None:
         super().__init__()
-        self.window = window
-        self._history: dict[str, list[float]] = defaultdict(list)
+        self.window, self.max_skipped_names = window, skipped_names
+        self._first: dict[str, list[float]] = defaultdict(list)  # the first `window` values
+        self._last: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=self.window))
+        self._steps: dict[str, int] = defaultdict(int)
+        self._skipped = 0
+        self._skipped_names: list[str] = []
         self._start = 0.0
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         for key, value in trainer.callback_metrics.items():
             if key.startswith("train/loss"):
-                self._history[key].append(float(value))
+                self._record(key, float(value))
+        if isinstance(batch, dict) and "skipped" in batch:
+            self._skipped += int(batch["skipped"])
+            names = batch.get("skipped_names") or []
+            self._skipped_names += list(names)[: self.max_skipped_names - len(self._skipped_names)]
+            # the running total, so every logged step shows all skips so far (this rank's)
+            pl_module.log(
+                "train/skipped_samples_total",
+                float(self._skipped),
+                on_step=True,
+                on_epoch=False,
+                batch_size=1,
+            )
+
+    def _record(self, key: str, value: float) -> None:
+        if len(self._first[key]) < self.window:
+            self._first[key].append(value)
+        self._last[key].append(value)
+        self._steps[key] += 1
 
     def summary(self, trainer: pl.Trainer) -> dict[str, Any]:
         losses = {}
-        for key, values in sorted(self._history.items()):
-            n = max(1, min(self.window, len(values) // 4 or 1))
-            losses[key] = {"start": sum(values[:n]) / n, "end": sum(values[-n:]) / n, "steps": len(values)}
+        for key in sorted(self._steps):
+            steps = self._steps[key]
+            n = max(1, min(self.window, steps // 4 or 1))
+            first, last = self._first[key][:n], list(self._last[key])[-n:]
+            losses[key] = {"start": sum(first) / len(first), "end": sum(last) / len(last), "steps": steps}
         evaluations = [cb for cb in trainer.callbacks if isinstance(cb, EvaluationCallback)]
         metrics: dict[str, float] = {}
         for cb in evaluations:
@@ -55,14 +86,47 @@ class TrainingSummary(Callback):
             "global_step": trainer.global_step,
             "losses": losses,
             "metrics": metrics,
+            "skipped_samples": self._skipped,
+            "skipped_files": list(self._skipped_names),
             "wall_time_s": total,
             "evaluation_time_s": eval_seconds,
             "evaluation_share": eval_seconds / total if total > 0 else 0.0,
             "evaluation_time_by_callback_s": {type(cb).__name__: cb.seconds_spent for cb in evaluations},
         }
 
-    @rank_zero_only
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "first": {k: list(v) for k, v in self._first.items()},
+            "last": {k: list(v) for k, v in self._last.items()},
+            "steps": dict(self._steps),
+            "skipped": self._skipped,
+            "skipped_names": list(self._skipped_names),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for key, values in state_dict.get("first", {}).items():
+            self._first[key] = list(values)
+        for key, values in state_dict.get("last", {}).items():
+            self._last[key].extend(values)
+        self._steps.update(state_dict.get("steps", {}))
+        self._skipped = int(state_dict.get("skipped", 0))
+        self._skipped_names = list(state_dict.get("skipped_names", []))
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._gather_skipped(trainer)
+        self._write(trainer)
+
+    def _gather_skipped(self, trainer: pl.Trainer) -> None:
+        """Every rank skips its own samples: the summary counts and names those of all ranks."""
+        if trainer.world_size <= 1 or not torch.distributed.is_initialized():
+            return
+        everyone: list[Any] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(everyone, (self._skipped, self._skipped_names))
+        self._skipped = sum(count for count, _ in everyone)
+        self._skipped_names = [name for _, names in everyone for name in names][: self.max_skipped_names]
+
+    @rank_zero_only
+    def _write(self, trainer: pl.Trainer) -> None:
         summary = self.summary(trainer)
         (run_directory(trainer) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(format_summary(summary))
@@ -78,6 +142,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"{'evaluation':<28}{'value':>12}")
         for key, value in sorted(summary["metrics"].items()):
             lines.append(f"{key:<28}{value:>12.4f}")
+    if summary.get("skipped_samples"):
+        names = summary.get("skipped_files") or []
+        more = ", ..." if len(names) < summary["skipped_samples"] else ""
+        lines.append(
+            f"skipped {summary['skipped_samples']} unreadable samples (skip_corrupt): {', '.join(names)}{more}"
+        )
     lines.append(
         f"wall time {summary['wall_time_s']:.1f} s, of which evaluation {summary['evaluation_time_s']:.1f} s "
         f"({100 * summary['evaluation_share']:.1f}%)"

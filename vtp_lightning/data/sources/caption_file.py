@@ -9,6 +9,7 @@ number, not hours into training; images are only opened when read.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,8 +22,22 @@ from vtp_lightning.errors import ConfigError, DataError
 FORMATS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
 
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; bytes that are not UTF-8 are one error naming the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            f"{path}, line {line}: byte {data[exc.start]:#04x} at column {column} is not UTF-8 text; "
+            "save the caption file as UTF-8"
+        ) from None
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
+    with io.StringIO(_read_text(path)) as f:
         for line_number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -36,7 +51,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8", newline="") as f:
+    with io.StringIO(_read_text(path), newline="") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         if "image" not in columns or "caption" not in columns:

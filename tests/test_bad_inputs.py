@@ -1,0 +1,223 @@
+"""Each bad file a user may hand the suite gives one ``error:`` line that names it, not a traceback;
+with ``skip_corrupt`` unreadable images are skipped, counted over the whole run and named."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from vtp_lightning.cli import main as cli_main
+from vtp_lightning.data.sources.caption_file import CaptionFile
+from vtp_lightning.errors import CheckpointError, DataError
+from vtp_lightning.export import from_pretrained
+from vtp_lightning.export import main as export_main
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+AE_CONFIG = EXPERIMENTS / "ae.yaml"
+
+pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off", "ignore:.*does not have many workers")
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
+    stderr = capsys.readouterr().err
+    (error,) = _error_lines(stderr)
+    assert "Traceback" not in stderr
+    return error
+
+
+# ------------------------------------------------------------------------------- caption files
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_a_caption_file_with_non_utf8_bytes_names_the_file_and_line(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / f"captions.{kind}"
+    good = '{"image": "a.png", "caption": "a cat"}\n' if kind == "jsonl" else "image,caption\na.png,a cat\n"
+    bad = '{"image": "b.png", "caption": "caf\xe9"}\n' if kind == "jsonl" else "b.png,caf\xe9\n"
+    path.write_bytes(good.encode() + bad.encode("latin-1"))  # é as one latin-1 byte, 0xe9
+    line = 2 if kind == "jsonl" else 3
+    with pytest.raises(DataError, match=rf"captions\.{kind}, line {line}: byte 0xe9 .* not UTF-8"):
+        CaptionFile(path)
+
+
+@pytest.mark.integration
+def test_through_the_cli_a_non_utf8_caption_file_is_one_error_line(
+    tmp_path: Path, shrunk_cli_args: Callable[..., list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "captions.jsonl"
+    path.write_bytes(b'{"image": "a.png", "caption": "caf\xe9"}\n')
+    train = json.dumps({"class_path": "vtp_lightning.data.CaptionFile", "init_args": {"path": str(path)}})
+    assert cli_main(shrunk_cli_args(AE_CONFIG, tmp_path / "run", **{"data.train": train})) == 2
+    assert f"{path}, line 1" in _one_error(capsys)
+
+
+# ------------------------------------------------------------------------ images in a folder
+def _image_folder(root: Path, good: int, corrupt: int, oversized: int) -> list[str]:
+    """``root/cls`` with readable 8x8 PNGs, files that are not images, and 64x64 PNGs; returns the
+    names of the unreadable ones."""
+    folder = root / "cls"
+    folder.mkdir(parents=True)
+    bad = []
+    for i in range(good):
+        Image.new("RGB", (8, 8), (i, 2 * i, 3 * i)).save(folder / f"good{i:02d}.png")
+    for i in range(corrupt):
+        (folder / f"corrupt{i}.png").write_bytes(b"not a png at all")
+        bad.append(str(folder / f"corrupt{i}.png"))
+    for i in range(oversized):
+        Image.new("RGB", (64, 64)).save(folder / f"huge{i}.png")
+        bad.append(str(folder / f"huge{i}.png"))
+    return bad
+
+
+def _folder_source(root: Path) -> str:
+    return json.dumps({"class_path": "vtp_lightning.data.ImageFolder", "init_args": {"root": str(root)}})
+
+
+@pytest.mark.integration
+def test_a_decompression_bomb_is_one_error_line_naming_the_file(
+    tmp_path: Path, shrunk_cli_args: Callable[..., list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _image_folder(tmp_path / "images", good=0, corrupt=0, oversized=8)
+    options = {"data.train": _folder_source(tmp_path / "images"), "data.max_image_pixels": 1000}
+    assert cli_main(shrunk_cli_args(AE_CONFIG, tmp_path / "run", **options)) == 2
+    error = _one_error(capsys)
+    assert "huge" in error and "1000-pixel limit" in error and "skip_corrupt" in error
+
+
+@pytest.mark.integration
+def test_skipped_samples_are_summed_over_every_step_and_named_at_the_end(
+    tmp_path: Path, shrunk_cli_args: Callable[..., list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 16 files, batch 8: 2 batches an epoch, so 4 steps read every file exactly twice
+    bad = _image_folder(tmp_path / "images", good=12, corrupt=3, oversized=1)
+    options = {
+        "data.train": _folder_source(tmp_path / "images"),
+        "data.max_image_pixels": 1000,
+        "data.skip_corrupt": True,
+        "trainer.log_every_n_steps": 3,  # the count must not depend on which steps are logged
+    }
+    assert cli_main(shrunk_cli_args(AE_CONFIG, tmp_path / "run", max_steps=4, **options)) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["skipped_samples"] == 2 * len(bad) == 8
+    assert set(summary["skipped_files"]) == set(bad) and len(summary["skipped_files"]) == 5
+    printed = capsys.readouterr().out
+    assert "skipped 8 unreadable samples" in printed and Path(summary["skipped_files"][0]).name in printed
+
+
+# ------------------------------------------------------------------------------ vtp-export
+@pytest.fixture(scope="module")
+def ae_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory, shrunk_cli_args: Callable[..., list[str]]
+) -> Path:
+    root = tmp_path_factory.mktemp("ae_run")
+    assert cli_main(shrunk_cli_args(AE_CONFIG, root, max_steps=1)) == 0
+    return root / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.integration
+def test_vtp_export_of_a_checkpoint_without_state_dict_is_one_error(
+    ae_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = torch.load(ae_checkpoint, map_location="cpu", weights_only=True)
+    del state["state_dict"]
+    stripped = tmp_path / "stripped.ckpt"
+    torch.save(state, stripped)
+    assert export_main([str(stripped), str(tmp_path / "out")]) == 2
+    error = _one_error(capsys)
+    assert str(stripped) in error and "state_dict" in error
+
+
+@pytest.mark.integration
+def test_vtp_export_into_a_path_that_is_a_file_is_one_error(
+    ae_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    occupied = tmp_path / "exported"
+    occupied.write_text("a file, not a folder")
+    assert export_main([str(ae_checkpoint), str(occupied)]) == 2
+    error = _one_error(capsys)
+    assert str(occupied) in error and "is a file" in error
+    assert occupied.read_text() == "a file, not a folder"
+
+
+# ---------------------------------------------------------------------------- from_pretrained
+@pytest.fixture
+def exported(ae_checkpoint: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "exported"
+    assert export_main([str(ae_checkpoint), str(out)]) == 0
+    return out
+
+
+@pytest.mark.integration
+def test_from_pretrained_on_a_truncated_model_safetensors_names_the_file(exported: Path) -> None:
+    weights = exported / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors.*truncated or not a safetensors file"):
+        from_pretrained(exported)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("broken", ["{not json", '{"no_architecture": 1}'], ids=["syntax", "missing-key"])
+def test_from_pretrained_on_a_broken_config_json_names_the_file(broken: str, exported: Path) -> None:
+    (exported / "config.json").write_text(broken)
+    with pytest.raises(CheckpointError, match=r"config\.json is not a valid export config"):
+        from_pretrained(exported)
+
+
+def test_from_pretrained_refuses_weights_of_another_shape(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(
+        json.dumps({"architecture": {"encoder": {"width": 32, "depth": 1, "heads": 2}, "latent_dim": 8}})
+    )
+    save_file({"encoder.cls_token": torch.zeros(1, 1, 16)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError):
+        from_pretrained(tmp_path)
+
+
+# ---------------------------------------------------------------------------------- configs
+@pytest.mark.parametrize("with_base", [False, True], ids=["plain-config", "config-with-base"])
+def test_a_yaml_syntax_error_is_one_line_naming_the_file_line_and_column(
+    with_base: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "broken.yaml"
+    base = f"__base__: {AE_CONFIG}\n" if with_base else ""
+    bad.write_text(f"{base}model:\n  init_args:\n    lr: [0.1, 0.2\n")
+    assert cli_main(["fit", "--config", str(bad)]) == 2
+    error = _one_error(capsys)
+    assert f"{bad}, line {5 if with_base else 4}, column 1: YAML syntax error" in error
+
+
+def test_merged_configs_leave_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f"__base__: {AE_CONFIG}\nmodel:\n  init_args:\n    rec_wieght: 0.2\n")
+    with pytest.raises(SystemExit):  # jsonargparse's own error for the unknown key, after the merge
+        cli_main(["fit", "--config", str(typo)])
+    assert list(tmpdir.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_after_a_progress_bar_the_error_starts_on_a_fresh_line(
+    tmp_path: Path, shrunk_cli_args: Callable[..., list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = shrunk_cli_args(
+        AE_CONFIG,
+        tmp_path,
+        max_steps=4,
+        **{"model.init_args.lr": 1e30, "model.init_args.warmup_fraction": 0.0},
+    )
+    args += ["--trainer.enable_progress_bar", "true"]
+    assert cli_main(args) == 2
+    stderr = capsys.readouterr().err
+    assert "\nerror: training diverged" in stderr
