@@ -4,6 +4,7 @@ other model options is refused."""
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,15 @@ def test_a_run_killed_after_its_step_3_checkpoint_and_resumed_matches_the_uninte
         assert resumed[step].keys() == values.keys(), step
         for key, value in values.items():
             assert resumed[step][key] == pytest.approx(value, rel=1e-6, abs=1e-7), (step, key)
+
+    # the end-of-run summary covers the whole run too (its start is step 0, not the resume step)
+    straight_losses = json.loads((straight / "summary.json").read_text())["losses"]
+    resumed_losses = json.loads((interrupted / "summary.json").read_text())["losses"]
+    assert resumed_losses.keys() == straight_losses.keys()
+    for key, row in straight_losses.items():
+        assert resumed_losses[key]["steps"] == row["steps"] == 6, key
+        assert resumed_losses[key]["start"] == pytest.approx(row["start"], rel=1e-6), key
+        assert resumed_losses[key]["end"] == pytest.approx(row["end"], rel=1e-6), key
 
 
 @pytest.mark.integration
