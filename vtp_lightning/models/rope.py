@@ -67,7 +67,8 @@ class Rope2D(nn.Module):
     def tables(self, h: int, w: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``cos, sin`` of shape ``(h*w, head_dim/2)``."""
         # Loading a checkpoint rewrites `periods` in place: its version counter keys the cache.
-        version = self.periods._version if self.coords == "normalized" else 0
+        normalized = self.coords == "normalized" and not self.periods.is_inference()  # those have no version
+        version = self.periods._version if normalized else 0
         key = (h, w, self.inv_freq.device, dtype, version)
         if key not in self._cache:
             angles = self._angles(h, w)
