@@ -15,9 +15,11 @@ from safetensors.torch import save_file
 
 from vtp_lightning.cli import main as cli_main
 from vtp_lightning.data.sources.caption_file import CaptionFile
-from vtp_lightning.errors import CheckpointError, DataError
+from vtp_lightning.errors import CheckpointError, ConfigError, DataError
 from vtp_lightning.export import from_pretrained
 from vtp_lightning.export import main as export_main
+from vtp_lightning.models.autoencoder import VTPAutoencoder
+from vtp_lightning.models.vit import ViTConfig
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 AE_CONFIG = EXPERIMENTS / "ae.yaml"
@@ -221,3 +223,10 @@ def test_after_a_progress_bar_the_error_starts_on_a_fresh_line(
     assert cli_main(args) == 2
     stderr = capsys.readouterr().err
     assert "\nerror: training diverged" in stderr
+
+
+def test_encoding_an_image_whose_size_is_not_a_multiple_of_the_patch_is_refused() -> None:
+    model = VTPAutoencoder(ViTConfig(width=32, depth=1, heads=2, patch_size=4, image_size=32), 8)
+    assert model.encode(torch.zeros(1, 3, 32, 32)).shape == (1, 8, 8, 8)
+    with pytest.raises(ConfigError, match=r"\(1, 3, 30, 30\).*multiples of the patch size 4"):
+        model.encode(torch.zeros(1, 3, 30, 30))  # the patch grid would silently drop 2 rows and columns

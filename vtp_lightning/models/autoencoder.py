@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vtp_lightning.errors import ConfigError
 from vtp_lightning.models.decoder import PixelDecoder
 from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
 
@@ -39,6 +40,13 @@ class VTPAutoencoder(nn.Module):
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised images ``(B, 3, H, W)`` in [-1, 1] -> latents ``(B, d, H/p, W/p)``."""
+        patch = self.encoder_config.patch_size
+        if images.ndim != 4 or images.shape[-2] % patch or images.shape[-1] % patch:
+            # the patch convolution would silently drop the remainder rows and columns
+            raise ConfigError(
+                f"images of shape {tuple(images.shape)} cannot be encoded: expected (B, 3, H, W) with H and "
+                f"W multiples of the patch size {patch}; resize or pad them"
+            )
         out = self.encoder(images)
         return self.bottleneck(out["patch"], tuple(out["grid"].tolist()))
 
