@@ -15,8 +15,9 @@ import torch
 
 from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
 from vtp_lightning.cli import main as cli_main
-from vtp_lightning.errors import CheckpointError
+from vtp_lightning.errors import CheckpointError, VTPError
 from vtp_lightning.export import main as export_main
+from vtp_lightning.tokenizer import CLIPAETokenizer
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 AE_CONFIG = EXPERIMENTS / "ae.yaml"
@@ -127,4 +128,19 @@ def test_lightning_reads_checkpoints_through_the_safe_loader_whatever_weights_on
     path, marker = hostile
     with pytest.raises(CheckpointError, match="pickled"):
         SafeCheckpointIO().load_checkpoint(path, weights_only=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("option", ["text_weights", "perceptual_weights"])
+def test_a_weights_file_with_a_pickled_payload_is_refused_without_running(
+    option: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / f"{option}.pt"
+    torch.save({"weight": torch.zeros(2), "extra": _ShellPayload(marker)}, path)
+    tiny = dict(
+        encoder_width=32, encoder_depth=1, encoder_heads=2, text_width=16, text_layers=1, text_heads=2
+    )
+    with pytest.raises(VTPError, match="pickled Python objects"):  # one error line through the CLI
+        CLIPAETokenizer(**tiny, **{option: str(path)})
     assert not marker.exists()

@@ -5,13 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
+from vtp_lightning.checkpoints import load_checkpoint
+from vtp_lightning.errors import WeightsError
 
 
 def read_tensor_file(path: Path) -> Any:
-    """``.safetensors`` -> dict of tensors; anything else -> ``torch.load(..., weights_only=True)``."""
+    """``.safetensors`` -> dict of tensors; anything else -> a weights-only ``torch.load`` (one
+    :class:`~vtp_lightning.errors.VTPError` for a missing, truncated or pickled-code file)."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises its own SafetensorError for bad files
+            raise WeightsError(f"cannot read weights file {path} ({str(exc).splitlines()[0]})") from None
+    return load_checkpoint(path, what="weights file")
