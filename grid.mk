@@ -97,7 +97,7 @@ noise: install ## noise floor of COMBO: NOISE_SEEDS tokenizers x PROTOCOL_SEEDS 
 
 # `make dit-budget`: AE and CLIP+SSL+AE tokenizers (seed 0, DIT_BUDGET_AT x BASE) scored at every DiT
 # budget in DIT_STEPS (one DiT run per protocol seed, snapshots along it) -> docs/results/dit_budget_curve.*
-DIT_STEPS ?= 250 500 750 1000 1500
+DIT_STEPS ?= 200 400 600 1000
 DIT_BUDGET_AT ?= 4
 DIT_BUDGET_BASE_STEPS ?= 25
 DIT_BUDGET_GRID = dit-budget

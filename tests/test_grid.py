@@ -316,7 +316,7 @@ def test_noise_and_dit_budget_train_their_cells_then_evaluate_and_report(tmp_pat
         check=True,
     ).stdout
     assert sorted(re.findall(r"run-cell (\S+) ", budget)) == ["ae", "clip_ssl_ae"]
-    assert "--dit-steps 250 500 750 1000 1500" in budget and "vtp_lightning.report.dit_budget" in budget
+    assert "--dit-steps 200 400 600 1000" in budget and "vtp_lightning.report.dit_budget" in budget
 
 
 def test_grid_mk_and_the_runner_share_one_list_of_combinations() -> None:

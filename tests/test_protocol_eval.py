@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.metrics.generation import GenerationProtocol
@@ -16,7 +17,8 @@ from vtp_lightning.protocol_eval import ProtocolImages, evaluate_protocol, main,
 from vtp_lightning.tokenizer import AETokenizer
 
 TINY = GenerationProtocol(dit="tiny", train_steps=4, batch_size=8, sampling_steps=2, num_samples=20, seed=3)
-IMAGES = ProtocolImages(train_images=16, reference_images=20, batch_size=20)
+# 60 training images drawn by seed 3 cover all 10 classes, so the grid has 10 columns
+IMAGES = ProtocolImages(train_images=60, reference_images=20, batch_size=20)
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +27,10 @@ def tokenizer() -> AETokenizer:
     return AETokenizer(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8, decoder_depth=1)
 
 
-def test_one_dit_run_gives_a_row_per_budget_reproducibly(tokenizer: AETokenizer) -> None:
+def test_one_dit_run_gives_a_row_per_budget_reproducibly(tokenizer: AETokenizer, tmp_path: Path) -> None:
     data = VTPDataModule(num_workers=0)
     with torch.random.fork_rng():
-        rows = evaluate_protocol(tokenizer, TINY, [2, 4], IMAGES, data)
+        rows = evaluate_protocol(tokenizer, TINY, [2, 4], IMAGES, data, grid_path=tmp_path / "grid.png")
         again = evaluate_protocol(tokenizer, TINY, [4], IMAGES, data)
 
     assert [row["dit_steps"] for row in rows] == [2, 4]
@@ -36,6 +38,8 @@ def test_one_dit_run_gives_a_row_per_budget_reproducibly(tokenizer: AETokenizer)
     assert all(0.0 <= row["class_agreement"] <= 1.0 for row in rows)
     for key in ("fd", "fd_inf", "kd", "kd_se", "class_agreement"):
         assert again[0][key] == rows[1][key], key  # the step-4 snapshot is the 4-step protocol
+    with Image.open(tmp_path / "grid.png") as grid:  # 20 samples, a column per class (10): 2 rows
+        assert grid.size == (10 * 33 + 1, 2 * 33 + 1)
 
 
 def test_the_protocol_comes_from_the_experiment_configs_generation_callback() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision.utils import save_image
 
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.data.normalization import denormalize
@@ -69,8 +70,12 @@ def evaluate_protocol(
     images: ProtocolImages = ProtocolImages(),
     datamodule: VTPDataModule | None = None,
     extractor: FashionMNISTFeatureExtractor | None = None,
+    grid_path: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """One row of scores per DiT budget in ``dit_steps`` (default: ``protocol.train_steps``)."""
+    """One row of scores per DiT budget in ``dit_steps`` (default: ``protocol.train_steps``).
+
+    ``grid_path``: save the first 100 samples of the largest budget there as a PNG, a column per class.
+    """
     steps = sorted(set(dit_steps or [protocol.train_steps]))
     if steps[0] < 1:
         raise ConfigError(f"DiT budgets must be positive step counts, got {steps}")
@@ -106,12 +111,15 @@ def evaluate_protocol(
     def score(step: int, ema: torch.nn.Module) -> None:
         trained = time.perf_counter()
         latents_out = sample_latents(ema, protocol, normalizer, sample_labels)
-        features = torch.cat(
-            [
-                extractor(denormalize(autoencoder.decode(chunk))).double()
-                for chunk in latents_out.split(images.batch_size)
-            ]
-        )
+        features, shown = [], []
+        for chunk in latents_out.split(images.batch_size):
+            images01 = denormalize(autoencoder.decode(chunk))
+            features.append(extractor(images01).double())
+            shown.append(images01[: max(0, 100 - sum(len(s) for s in shown))])
+        features = torch.cat(features)
+        if grid_path is not None and step == steps[-1]:
+            grid_path.parent.mkdir(parents=True, exist_ok=True)
+            save_image(torch.cat(shown), grid_path, nrow=num_classes, padding=1, pad_value=1.0)
         scores = score_samples(
             features,
             reference_features,
@@ -170,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
         "--train-images", type=int, help=f"default {ProtocolImages.train_images} (or the config's)"
     )
     parser.add_argument("--reference-images", type=int, help=f"default {ProtocolImages.reference_images}")
+    parser.add_argument(
+        "--grid", type=Path, help="save a sample grid (largest budget, first checkpoint and seed) here"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -235,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"skip {checkpoint} protocol seed {seed}: already in {args.out}", file=sys.stderr)
                     continue
                 autoencoder = autoencoder or load_autoencoder(checkpoint)
-                for row in evaluate_protocol(autoencoder, protocol, budgets, images):
+                grid, args.grid = args.grid, None  # only the first evaluation draws the grid
+                for row in evaluate_protocol(autoencoder, protocol, budgets, images, grid_path=grid):
                     line = json.dumps({"checkpoint": str(checkpoint), **row})
                     print(line, flush=True)
                     if args.out:

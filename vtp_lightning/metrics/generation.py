@@ -102,12 +102,17 @@ class GenerationProtocol:
 
     ``label_dropout`` is the fraction of training labels replaced by the null class (what
     classifier-free guidance needs); ``cfg_scale`` > 1 samples with guidance.
+
+    Defaults, measured (docs/results/protocol.md): on a CLIP+SSL+AE tokenizer of 100 steps the tiny
+    DiT at lr 2e-3 with guidance 3 gives class-conditional samples the fmnist network recognises
+    57 % of the time after 500 steps and 84 % after 1000 (lr 1e-3: 30 % and 46 % at 500 and 750;
+    the former 2e-4 stayed at chance), so 600 steps is the CPU protocol (about 3 minutes on 2 cores).
     """
 
     dit: str = "tiny"
-    train_steps: int = 1000
+    train_steps: int = 600
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.0
     ema_decay: float = 0.9999
@@ -115,11 +120,11 @@ class GenerationProtocol:
     t_mean: float = 0.0
     t_std: float = 1.0
     label_dropout: float = 0.1
-    sampling_steps: int = 32
+    sampling_steps: int = 16
     sampler: str = "euler"
     timestep_shift: float = 1.0
     cfg_scale: float = 3.0
-    num_samples: int = 1000
+    num_samples: int = 500
     sample_batch_size: int = 250
     seed: int | None = None
 
