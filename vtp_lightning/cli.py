@@ -20,7 +20,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
+from vtp_lightning.checkpoints import CLASS_KEY, SafeCheckpointIO, check_written_by, load_checkpoint
 from vtp_lightning.config_files import expanded_config_args
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.errors import CheckpointError, VTPError
@@ -61,14 +61,16 @@ class VTPCLI(LightningCLI):
         # file is one error here instead of code run or a traceback there.
         checkpoint = load_checkpoint(ckpt_path, what="--ckpt_path")
         hparams = checkpoint.get("hyper_parameters") or {}
-        theirs = checkpoint.get("vtp_class") or hparams.get("_class_path")
+        theirs = checkpoint.get(CLASS_KEY) or hparams.get("_class_path")
         model = config.get("model") or {}
         ours = model.get("class_path")
-        if theirs and ours and theirs != ours:
-            raise CheckpointError(
-                f"the checkpoint {ckpt_path} holds a {theirs.rsplit('.', 1)[-1]} but this run builds a "
-                f"{ours.rsplit('.', 1)[-1]}; resume with the checkpoint's own config, or use "
-                "model.init_args.init_weights to start a new run from its matching modules"
+        if ours:
+            check_written_by(
+                theirs,
+                ours,
+                f"the checkpoint {ckpt_path}",
+                "resume with the checkpoint's own config, or use model.init_args.init_weights to start a "
+                "new run from its matching modules",
             )
         changed = changed_model_options(hparams, _as_dict(model.get("init_args")))
         if changed:

@@ -14,8 +14,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from vtp_lightning.errors import CheckpointError, ConfigError
-from vtp_lightning.export import ARCH_KEY, load_autoencoder
+from vtp_lightning.checkpoints import CLASS_KEY, check_written_by, class_path, stamp
+from vtp_lightning.errors import ConfigError
+from vtp_lightning.export import load_autoencoder
 from vtp_lightning.losses.reconstruction import PixelReconstructionLoss
 from vtp_lightning.models.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from vtp_lightning.objectives.schedules import warmup_cosine_factor
@@ -181,14 +182,12 @@ class DecoderTuning(pl.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[ARCH_KEY] = self.architecture()
-        checkpoint["vtp_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        stamp(checkpoint, self)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        ours = f"{type(self).__module__}.{type(self).__qualname__}"
-        theirs = checkpoint.get("vtp_class")
-        if theirs != ours:
-            raise CheckpointError(
-                f"the checkpoint holds a {str(theirs).rsplit('.', 1)[-1]}, not a stage-2 DecoderTuning run; "
-                "start stage 2 with model.init_args.tokenizer pointing at it instead of --ckpt_path"
-            )
+        check_written_by(
+            checkpoint.get(CLASS_KEY),
+            class_path(self),
+            "the checkpoint",
+            "start stage 2 with model.init_args.tokenizer pointing at a stage-1 checkpoint instead of --ckpt_path",
+        )

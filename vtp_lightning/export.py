@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from vtp_lightning.checkpoints import load_checkpoint
+from vtp_lightning.checkpoints import ARCH_KEY, CLASS_KEY, load_checkpoint
 from vtp_lightning.errors import CheckpointError, VTPError
 from vtp_lightning.models.autoencoder import VTPAutoencoder
 from vtp_lightning.official.loading import official_autoencoder, official_weights
@@ -24,7 +24,6 @@ from vtp_lightning.official.source import is_official
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-ARCH_KEY = "vtp_architecture"
 _EXPORTED_PREFIXES = ("encoder.", "bottleneck.", "decoder.")
 
 
@@ -97,7 +96,7 @@ def export_pretrained(checkpoint: str | Path, out_dir: str | Path) -> Path:
         raise CheckpointError(f"{out} is a file; give a directory (new or existing) to export into")
     out.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
-    config = {"architecture": arch, "source_checkpoint": str(checkpoint), "class": state.get("vtp_class")}
+    config = {"architecture": arch, "source_checkpoint": str(checkpoint), "class": state.get(CLASS_KEY)}
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
     return out
 

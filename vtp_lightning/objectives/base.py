@@ -20,9 +20,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from vtp_lightning.checkpoints import ARCH_KEY, CLASS_KEY, check_written_by, class_path, stamp
 from vtp_lightning.data.resumable import seed_training_step
 from vtp_lightning.errors import CheckpointError, ConfigError
-from vtp_lightning.export import ARCH_KEY, read_weights
+from vtp_lightning.export import read_weights
 from vtp_lightning.models.autoencoder import with_config_defaults
 from vtp_lightning.models.compile import compile_block_branches
 from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
@@ -379,21 +380,16 @@ class TokenizerModule(pl.LightningModule):
         return {"encoder": self.encoder_config.to_dict(), "latent_dim": self.latent_dim, "decoder": None}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[ARCH_KEY] = self.architecture()
-        checkpoint["vtp_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        stamp(checkpoint, self)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, with one clear message, a checkpoint written by another model or architecture."""
-        theirs = checkpoint.get("vtp_class")
-        ours = f"{type(self).__module__}.{type(self).__qualname__}"
-        if theirs is None:
-            raise CheckpointError("the checkpoint was not written by a vtp-lightning tokenizer")
-        if theirs != ours:
-            raise CheckpointError(
-                f"the checkpoint holds a {theirs.rsplit('.', 1)[-1]} but this run builds a "
-                f"{ours.rsplit('.', 1)[-1]}; use the checkpoint's own config, or init_weights to start a "
-                "new run from its matching modules"
-            )
+        check_written_by(
+            checkpoint.get(CLASS_KEY),
+            class_path(self),
+            "the checkpoint",
+            "use the checkpoint's own config, or init_weights to start a new run from its matching modules",
+        )
         arch = checkpoint.get(ARCH_KEY)
         if arch is not None:  # written before a ViTConfig field existed: that field had its default
             arch = with_config_defaults(arch)
