@@ -24,7 +24,6 @@ def test_train_batch_matches_contracts_exactly() -> None:
         "image": ((16, 3, 32, 32), torch.float32),
         "text": ((16, 20), torch.long),
         "label": ((16,), torch.long),
-        "ssl_index": ((6,), torch.long),
         "global_crops": ((2, 6, 3, 32, 32), torch.float32),
         "local_crops": ((3, 6, 3, 12, 12), torch.float32),
         "masks": ((2, 6, 8, 8), torch.bool),
@@ -54,7 +53,7 @@ def test_switches_remove_the_ssl_parts() -> None:
     no_local = first_batch(
         VTPDataModule(batch_size=8, num_local_crops=0, mask_probability=0.0, num_workers=0)
     )
-    assert set(no_local) == {"image", "text", "label", "ssl_index", "global_crops"}
+    assert set(no_local) == {"image", "text", "label", "global_crops"}
     sized = first_batch(
         VTPDataModule(batch_size=8, image_size=48, patch_size=8, local_crop_size=24, num_workers=0)
     )

@@ -11,7 +11,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from vtp_lightning.data import ImageFolder, VTPDataModule
 
-CONTRACT_KEYS = {"image", "text", "label", "ssl_index", "global_crops", "local_crops", "masks"}
+CONTRACT_KEYS = {"image", "text", "label", "global_crops", "local_crops", "masks"}
 
 
 class BatchChecker(LightningModule):

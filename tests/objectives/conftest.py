@@ -53,7 +53,6 @@ def build_batch(
         "image": torch.rand(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g) * 2 - 1,
         "text": text,
         "label": torch.arange(batch_size),
-        "ssl_index": torch.arange(ssl_rows),
         "global_crops": torch.rand(2, ssl_rows, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g) * 2 - 1,
         "local_crops": torch.rand(num_local, ssl_rows, 3, local_size, local_size, generator=g) * 2 - 1,
         "masks": masks,

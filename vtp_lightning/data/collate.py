@@ -33,7 +33,7 @@ from vtp_lightning.errors import DataError
 
 
 class TrainCollate:
-    """Build the training batch ``{image, text, label[, ssl_index, global_crops, local_crops, masks, skipped]}``.
+    """Build the training batch ``{image, text, label[, global_crops, local_crops, masks, skipped]}``.
 
     Args:
         view: the reconstruction / CLIP view for every row.
@@ -85,10 +85,7 @@ class TrainCollate:
         index = sorted(random.sample(range(len(samples)), rows))
         crops = [self.multicrop(samples[i].image) for i in index]
         n_global, n_local = self.multicrop.NUM_GLOBAL, self.multicrop.num_local
-        views: dict[str, torch.Tensor] = {
-            "ssl_index": torch.tensor(index, dtype=torch.long),
-            "global_crops": _stack_views([c[0] for c in crops], n_global),
-        }
+        views: dict[str, torch.Tensor] = {"global_crops": _stack_views([c[0] for c in crops], n_global)}
         if n_local > 0:
             views["local_crops"] = _stack_views([c[1] for c in crops], n_local)
         if self.masks is not None and self.masks.enabled:

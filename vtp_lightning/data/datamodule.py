@@ -184,10 +184,6 @@ class VTPDataModule(LightningDataModule):
     def multicrop_enabled(self) -> bool:
         return self.ssl_batch_size != 0
 
-    @property
-    def global_crop_size(self) -> int:
-        return self.image_size
-
     def setup(self, stage: str | None = None) -> None:
         """Build the sources and load the tokenizer (before workers fork, so they share it)."""
         configure_image_reading(self.background, self.max_image_pixels)  # workers inherit it

@@ -129,18 +129,16 @@ class ViTEncoder(nn.Module):
         images: torch.Tensor,
         masks: torch.Tensor | None = None,
         drop_path_rate: float = 0.0,
-        return_layers: tuple[int, ...] = (),
-    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    ) -> dict[str, torch.Tensor]:
         """Encode normalised images.
 
         Args:
             images: ``(B, 3, H, W)`` with H, W multiples of the patch size.
             masks: optional ``(B, H/p, W/p)`` bool; True patches are replaced by the mask token (iBOT).
             drop_path_rate: stochastic depth of this pass, rising linearly to this value at the last block.
-            return_layers: indices of blocks whose normed outputs to return as ``layers``.
 
         Returns:
-            ``cls`` (B, D) and ``patch`` (B, N, D) after the final norm, ``grid`` (h, w) and ``layers``.
+            ``cls`` (B, D) and ``patch`` (B, N, D) after the final norm, and ``grid`` (h, w).
         """
         x = self.patch_embed(images)
         b, d, h, w = x.shape
@@ -152,14 +150,11 @@ class ViTEncoder(nn.Module):
         rope = self.rope.tables(h, w, x.dtype) if self.rope is not None else None
         x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
         depth = len(self.blocks)
-        layers: list[torch.Tensor] = []
         for i, block in enumerate(self.blocks):
             rate = drop_path_rate * i / max(depth - 1, 1)
             x = block(x, rope=rope, num_prefix=1, drop_rate=rate)
-            if i in return_layers or (i - depth) in return_layers:
-                layers.append(self.norm(x))
         x = self.norm(x)
-        return {"cls": x[:, 0], "patch": x[:, 1:], "grid": torch.tensor([h, w]), "layers": layers}
+        return {"cls": x[:, 0], "patch": x[:, 1:], "grid": torch.tensor([h, w])}
 
 
 def _init_linear(module: nn.Module) -> None:
