@@ -58,5 +58,5 @@ feature-net: install ## retrain the embedded fmnist feature extractor and rewrit
 	$(BIN)/python scripts/train_fmnist_feature_net.py
 include grid.mk
 
-bench: install ## print measured speed figures (training step, FLOPs, data, evaluation pieces)
+bench: install ## full step vs a reference (VTP_REF=/path/to/VTP: official code; VTP_BENCH_SIZES=demo skips S), data, pieces
 	$(BIN)/python -m vtp_lightning.bench
