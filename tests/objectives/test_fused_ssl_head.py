@@ -57,9 +57,9 @@ def test_fused_head_losses_and_gradients_equal_per_input_calls(
 ) -> None:
     model = make_tokenizer(cls, teacher_targets=teacher_targets)
     batch = make_batch(batch_size=4, ssl_rows=3, num_local=2)
-    model._step_cache = {}
+    model.step_cache = {}
     fused = {name: model.objectives[name].loss(batch).loss for name in kinds.split("+")}
-    views = model._step_cache[("ssl_views",)]
+    views = model.step_cache[("ssl_views",)]
     plain = _per_input_losses(model, views, kinds)
     for name in fused:
         torch.testing.assert_close(fused[name], plain[name], rtol=1e-5, atol=1e-6)
@@ -76,7 +76,7 @@ def test_each_head_runs_once_per_step_over_all_it_scores(
     rows: dict[str, list[int]] = {"student": [], "teacher": []}
     model.ssl_head.register_forward_hook(lambda _m, i, _o: rows["student"].append(i[0].shape[0]))
     model.teacher["ssl_head"].register_forward_hook(lambda _m, i, _o: rows["teacher"].append(i[0].shape[0]))
-    model._step_cache = {}
+    model.step_cache = {}
     for name in ("dino", "mim"):
         model.objectives[name].loss(batch)
     masked = int(batch["masks"].sum())

@@ -72,7 +72,7 @@ def test_attention_calls_sdpa_without_a_mask_on_last_dim_contiguous_inputs(
     monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
     model = make_tokenizer(VTPTokenizer)
     batch = make_batch()
-    model._step_cache = {}
+    model.step_cache = {}
     for name in ("dino", "mim", "rec"):
         model.objectives[name].loss(batch)
     assert calls

@@ -38,7 +38,7 @@ def _training_step(model: Any, batch: dict[str, Any], optimizer: torch.optim.Opt
     """One optimiser step of every enabled objective, as TokenizerModule.training_step runs it."""
 
     def step() -> None:
-        model._step_cache = {}
+        model.step_cache = {}
         total = sum(o.weight * o.loss(batch).loss for o in model.objectives.values() if o.enabled)
         optimizer.zero_grad()
         total.backward()

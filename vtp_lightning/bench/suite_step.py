@@ -24,7 +24,7 @@ class UnsharedVTPTokenizer(VTPTokenizer):
     """
 
     def encode_cached(self, key: Any, images: torch.Tensor, **kwargs: Any) -> dict[str, Any]:
-        self._step_cache.pop((key, float(kwargs.get("drop_path_rate", 0.0)), False, False), None)
+        self.step_cache.pop((key, float(kwargs.get("drop_path_rate", 0.0)), False, False), None)
         return super().encode_cached(key, images, **kwargs)
 
     def ssl_head_logits(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def suite_step(model: VTPTokenizer, batch: dict[str, Any]) -> Callable[[], dict[
     objectives = [o for o in model.objectives.values() if o.enabled]
 
     def step() -> dict[str, float]:
-        model._step_cache = {}
+        model.step_cache = {}
         outputs = {o.name: o.loss(batch).loss for o in objectives}
         total = sum(o.weight * outputs[o.name] for o in objectives)
         optimizer.zero_grad(set_to_none=True)
@@ -66,7 +66,7 @@ def suite_step(model: VTPTokenizer, batch: dict[str, Any]) -> Callable[[], dict[
         optimizer.step()
         model.clamp_logit_scale()
         model.update_teacher()
-        model._step_cache = {}
+        model.step_cache = {}
         return {name: float(v.detach()) for name, v in outputs.items()}
 
     return step

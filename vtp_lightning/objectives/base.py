@@ -135,7 +135,7 @@ class TokenizerModule(pl.LightningModule):
         self.bottleneck = Bottleneck(self.encoder_config.width, latent_dim)
         self.teacher = EMATeacher()
         self._objectives: dict[str, Objective] = {}
-        self._step_cache: dict[Any, Any] = {}
+        self.step_cache: dict[Any, Any] = {}
         self._init_weights_path = init_weights
 
     # ------------------------------------------------------------------ services for mixins
@@ -185,13 +185,13 @@ class TokenizerModule(pl.LightningModule):
     ) -> dict[str, Any]:
         """Encoder pass shared by every objective that asks for the same ``key`` within one step."""
         cache_key = (key, float(drop_path_rate), masks is not None, teacher)
-        if cache_key not in self._step_cache:
+        if cache_key not in self.step_cache:
             if teacher:
                 with torch.no_grad():
-                    self._step_cache[cache_key] = self.teacher["encoder"](images)
+                    self.step_cache[cache_key] = self.teacher["encoder"](images)
             else:
-                self._step_cache[cache_key] = self.encoder(images, masks=masks, drop_path_rate=drop_path_rate)
-        return self._step_cache[cache_key]
+                self.step_cache[cache_key] = self.encoder(images, masks=masks, drop_path_rate=drop_path_rate)
+        return self.step_cache[cache_key]
 
     @property
     def total_steps(self) -> int:
@@ -264,7 +264,7 @@ class TokenizerModule(pl.LightningModule):
         seed_training_step(self.global_step)  # an exact resume needs the step's own random stream
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        self._step_cache = {}
+        self.step_cache = {}
         enabled = [o for o in self._objectives.values() if o.enabled]
         if not enabled:
             raise ConfigError("every objective has weight 0; enable at least one (e.g. rec_weight: 0.1)")
@@ -276,7 +276,7 @@ class TokenizerModule(pl.LightningModule):
             total = weighted if total is None else total + weighted
             logs[f"train/loss_{objective.name}"] = out.loss.detach()
             logs.update({f"train/{k}": v.detach() for k, v in out.logs.items()})
-        self._step_cache = {}
+        self.step_cache = {}
         batch_size = batch["image"].shape[0]
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
         self.log_dict(logs, batch_size=batch_size)

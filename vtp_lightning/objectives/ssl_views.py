@@ -88,8 +88,8 @@ class SSLViewsMixin:
     def ssl_views(self, batch: dict[str, Any]) -> dict[str, Any]:
         """One student pass over (masked) global and local crops and one teacher pass, cached per step."""
         key = ("ssl_views",)
-        if key in self._step_cache:
-            return self._step_cache[key]
+        if key in self.step_cache:
+            return self.step_cache[key]
         if "global_crops" not in batch:
             raise ConfigError(
                 "the self-supervised objectives need multi-crop views but the batch has none; "
@@ -121,7 +121,7 @@ class SSLViewsMixin:
             "student_local": student_local,
             "teacher_global": teacher_global,
         }
-        self._step_cache[key] = views
+        self.step_cache[key] = views
         return views
 
     def ssl_head_logits(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +137,8 @@ class SSLViewsMixin:
         (M, K) with ``sample_index`` (M,) (when iBOT scores masked patches).
         """
         key = ("ssl_head_logits",)
-        if key in self._step_cache:
-            return self._step_cache[key]
+        if key in self.step_cache:
+            return self.step_cache[key]
         views = self.ssl_views(batch)
         student_in: dict[str, torch.Tensor] = {}
         teacher_in: dict[str, torch.Tensor] = {}
@@ -156,7 +156,7 @@ class SSLViewsMixin:
         out |= _split_rows(self.ssl_head, student_in)
         with torch.no_grad():
             out |= _split_rows(self.teacher["ssl_head"], teacher_in)
-        self._step_cache[key] = out
+        self.step_cache[key] = out
         return out
 
 

@@ -1,0 +1,71 @@
+"""The mixin contract: what an objective mixin may use of the tokenizer it is composed into.
+
+A mixin is a plain class listed before :class:`~vtp_lightning.objectives.base.TokenizerModule` in a
+composition. Its ``__init__`` takes keyword-only options named after its objective, passes the rest
+up with ``super().__init__(**kwargs)``, creates its own sub-modules and registers its loss with
+:meth:`TokenizerServices.add_objective`. At step time it reads the batch and calls only the services
+below; it never touches the optimiser, the logging loop, a private attribute of the base or another
+mixin's state. ``tests/objectives/test_contract.py`` checks that the base provides every service and
+that no mixin reads a private attribute it did not set itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
+from vtp_lightning.objectives.ema_teacher import EMATeacher
+from vtp_lightning.objectives.objective import ObjectiveOutput
+
+
+@runtime_checkable
+class TokenizerServices(Protocol):
+    """The services of the base, as a mixin sees them."""
+
+    #: the shared ViT encoder (student) and its configuration
+    encoder: ViTEncoder
+    encoder_config: ViTConfig
+    #: the bias-free linear map to the d-dim latent, and d
+    bottleneck: Bottleneck
+    latent_dim: int
+    #: EMA copies of student modules, filled by :meth:`require_teacher` (``teacher["encoder"]``)
+    teacher: EMATeacher
+    #: a dict emptied at the start and end of every training step: mixins that share work within a
+    #: step (e.g. one pass over the multi-crop views for DINO and iBOT) keep it here under their own key
+    step_cache: dict[Any, Any]
+
+    def add_objective(
+        self,
+        name: str,
+        weight: float,
+        loss: Callable[[dict[str, Any]], ObjectiveOutput],
+        validate: Callable[[dict[str, Any]], dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        """Register a loss; the base adds ``weight * loss`` to the step and logs ``train/loss_<name>``."""
+
+    def has_objective(self, name: str) -> bool:
+        """Whether objective ``name`` is registered with a positive weight."""
+
+    def require_teacher(self, *module_names: str) -> None:
+        """Keep EMA copies of the named student modules in :attr:`teacher`."""
+
+    def encode_cached(
+        self,
+        key: Any,
+        images: torch.Tensor,
+        *,
+        drop_path_rate: float = 0.0,
+        masks: torch.Tensor | None = None,
+        teacher: bool = False,
+    ) -> dict[str, Any]:
+        """One encoder pass per ``key`` and settings per step, shared by every mixin that asks."""
+
+    @property
+    def progress(self) -> float:
+        """Fraction of training done (for per-iteration schedules); restored on resume."""
+
+    def teacher_momentum_now(self) -> float:
+        """The EMA momentum the teacher is updated with after this step."""
