@@ -35,7 +35,7 @@ GRID_EXTRA ?= --config experiments/presets/gpu.yaml
 endif
 BUDGETS ?= 1 3 10
 SEEDS ?= 0
-COMBINATIONS := ae clip_ae dino_ae mim_ae ssl_ae clip_dino_ae clip_mim_ae clip_ssl_ae
+COMBINATIONS := $(shell $(PYTHON) -m vtp_lightning.combinations)  # defined once, in vtp_lightning/combinations.py
 # the combinations `make grid` trains (every one unless a preset or the command line narrows it)
 GRID_COMBINATIONS ?= $(COMBINATIONS)
 RUNS_DIR ?= runs

@@ -29,6 +29,7 @@ from vtp_lightning.grid import (
     grid_cells,
     parse_budget,
 )
+from vtp_lightning.tokenizer import TOKENIZERS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -319,10 +320,17 @@ def test_noise_and_dit_budget_train_their_cells_then_evaluate_and_report(tmp_pat
     assert "--dit-steps 200 400 600 1000" in budget and "vtp_lightning.report.dit_budget" in budget
 
 
-def test_grid_mk_and_the_runner_share_one_list_of_combinations() -> None:
-    text = (REPO / "grid.mk").read_text()
-    listed = re.search(r"^COMBINATIONS := (.+)$", text, re.MULTILINE).group(1).split()
-    assert tuple(listed) == COMBINATIONS
+def test_grid_mk_the_runner_and_the_tokenizers_share_one_list_of_combinations() -> None:
+    listed = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-f", "Makefile", "-f", "-", "show"],
+        input="show:\n\t@echo $(COMBINATIONS)\n",
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert tuple(listed) == COMBINATIONS == tuple(TOKENIZERS)
+    assert all((REPO / "experiments" / f"{name}.yaml").is_file() for name in listed)
 
 
 # -- end to end -------------------------------------------------------------------------------

@@ -51,19 +51,11 @@ from typing import IO, Any
 import yaml
 from omegaconf import OmegaConf
 
+from vtp_lightning.combinations import COMBINATIONS as ALL_COMBINATIONS
 from vtp_lightning.config_files import load_config
 from vtp_lightning.errors import ConfigError, VTPError
 
-COMBINATIONS: tuple[str, ...] = (
-    "ae",
-    "clip_ae",
-    "dino_ae",
-    "mim_ae",
-    "ssl_ae",
-    "clip_dino_ae",
-    "clip_mim_ae",
-    "clip_ssl_ae",
-)
+COMBINATIONS: tuple[str, ...] = tuple(ALL_COMBINATIONS)
 BUDGETS: tuple[float, ...] = (1.0, 3.0, 10.0)
 SEEDS: tuple[int, ...] = (0,)
 

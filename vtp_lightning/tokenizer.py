@@ -6,6 +6,7 @@ objective off by its weight. Mixin order only decides the order of options in ``
 
 from __future__ import annotations
 
+from vtp_lightning.combinations import COMBINATIONS
 from vtp_lightning.objectives import (
     ContrastiveMixin,
     MIMMixin,
@@ -47,13 +48,5 @@ class VTPTokenizer(ContrastiveMixin, SelfDistillationMixin, MIMMixin, Reconstruc
     """VTP: contrastive + DINO + iBOT + reconstruction (the paper's best for generation)."""
 
 
-TOKENIZERS = {
-    "ae": AETokenizer,
-    "clip_ae": CLIPAETokenizer,
-    "dino_ae": DINOAETokenizer,
-    "mim_ae": MIMAETokenizer,
-    "ssl_ae": SSLAETokenizer,
-    "clip_dino_ae": CLIPDINOAETokenizer,
-    "clip_mim_ae": CLIPMIMAETokenizer,
-    "clip_ssl_ae": VTPTokenizer,
-}
+#: combination name -> tokenizer class, in the order of :data:`vtp_lightning.combinations.COMBINATIONS`
+TOKENIZERS = {name: globals()[class_name] for name, class_name in COMBINATIONS.items()}
