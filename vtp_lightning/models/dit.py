@@ -18,10 +18,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from timm.layers import GluMlp
 from torch import Tensor, nn
 
 from vtp_lightning.errors import ConfigError
-from vtp_lightning.models.rope import Rope2D, apply_rope
+from vtp_lightning.models.blocks import Attention
+from vtp_lightning.models.rope import Rope2D
 
 
 @dataclass(frozen=True)
@@ -59,36 +61,11 @@ def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return torch.addcmul(shift, x, 1 + scale)
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention with RoPE on queries and keys."""
-
-    def __init__(self, width: int, heads: int) -> None:
-        super().__init__()
-        if width % heads:
-            raise ConfigError(f"DiT width {width} is not divisible by its {heads} heads")
-        self.heads = heads
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
-
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        q, k = apply_rope(q, cos, sin, num_prefix=0), apply_rope(k, cos, sin, num_prefix=0)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(rearrange(out, "b h n d -> b n (h d)"))
-
-
-class SwiGLU(nn.Module):
-    """SwiGLU feed-forward with one fused input projection (one matmul instead of two)."""
-
-    def __init__(self, width: int, mlp_ratio: float) -> None:
-        super().__init__()
-        hidden = 8 * math.ceil(2 * mlp_ratio * width / 3 / 8)  # 2/3 keeps the parameter count of a GELU MLP
-        self.gate_and_value = nn.Linear(width, 2 * hidden)
-        self.out = nn.Linear(hidden, width)
-
-    def forward(self, x: Tensor) -> Tensor:
-        gate, value = self.gate_and_value(x).chunk(2, dim=-1)
-        return self.out(F.silu(gate) * value)
+def swiglu(width: int, mlp_ratio: float) -> nn.Module:
+    """timm's gated MLP as SwiGLU with one fused input projection (one matmul for gate and value);
+    the hidden width is 2/3 of a GELU MLP's (same parameter count), rounded up to a multiple of 8."""
+    hidden = 8 * math.ceil(2 * mlp_ratio * width / 3 / 8)
+    return GluMlp(width, hidden_features=2 * hidden, act_layer=nn.SiLU, gate_last=False)
 
 
 class DiTBlock(nn.Module):
@@ -97,15 +74,17 @@ class DiTBlock(nn.Module):
     def __init__(self, spec: DiTSpec) -> None:
         super().__init__()
         self.norm_attn = nn.RMSNorm(spec.width, eps=1e-6, elementwise_affine=False)
-        self.attn = Attention(spec.width, spec.heads)
+        if spec.width % spec.heads:
+            raise ConfigError(f"DiT width {spec.width} is not divisible by its {spec.heads} heads")
+        self.attn = Attention(spec.width, spec.heads)  # the tokenizer's RoPE attention
         self.norm_mlp = nn.RMSNorm(spec.width, eps=1e-6, elementwise_affine=False)
-        self.mlp = SwiGLU(spec.width, spec.mlp_ratio)
+        self.mlp = swiglu(spec.width, spec.mlp_ratio)
         self.modulation = nn.Linear(spec.width, 6 * spec.width)
 
     def forward(self, x: Tensor, condition: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         modulation = self.modulation(condition)[:, None]  # (B, 1, 6 * width): one set per sample
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulation.chunk(6, dim=-1)
-        x = torch.addcmul(x, gate_a, self.attn(_modulate(self.norm_attn(x), shift_a, scale_a), cos, sin))
+        x = torch.addcmul(x, gate_a, self.attn(_modulate(self.norm_attn(x), shift_a, scale_a), (cos, sin), 0))
         return torch.addcmul(x, gate_m, self.mlp(_modulate(self.norm_mlp(x), shift_m, scale_m)))
 
 
