@@ -33,6 +33,29 @@ def test_matches_an_independent_scipy_computation(dim: int) -> None:
     assert ours == pytest.approx(scipy_frechet_distance(x, y), rel=1e-8)
 
 
+def test_matches_torchmetrics_fid_on_the_same_features() -> None:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class Identity(torch.nn.Module):
+        num_features = 16
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return features
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 16, generator=generator, dtype=torch.float64)
+    y = torch.randn(300, 16, generator=generator, dtype=torch.float64) * 0.8 + 0.2
+    fid = FrechetInceptionDistance(feature=Identity())
+    fid.update(x, real=True)
+    fid.update(y, real=False)
+
+    ours = frechet_distance_from_statistics(
+        FeatureStatistics.from_features(x), FeatureStatistics.from_features(y)
+    )
+
+    assert ours == pytest.approx(float(fid.compute()), rel=1e-5)
+
+
 def test_of_a_set_with_itself_is_zero() -> None:
     features = torch.randn(300, 32, generator=torch.Generator().manual_seed(0))
     stats = FeatureStatistics.from_features(features)

@@ -91,7 +91,6 @@ def synthetic_batch(size: BenchSize, seed: int = 0) -> dict[str, torch.Tensor]:
         "image": torch.rand(b, 3, s, s, generator=g) * 2 - 1,
         "text": text,
         "label": torch.zeros(b, dtype=torch.long),
-        "ssl_index": torch.arange(n),
         "global_crops": torch.rand(2, n, 3, s, s, generator=g) * 2 - 1,
         "local_crops": torch.rand(size.num_local, n, 3, local, local, generator=g) * 2 - 1,
         "masks": masks.reshape(2, n, s // p, s // p),

@@ -11,7 +11,7 @@ from vtp_lightning.metrics.fmnist_extractor import FashionMNISTFeatureExtractor
 from vtp_lightning.metrics.frechet import frechet_distance, frechet_distance_from_statistics
 from vtp_lightning.metrics.image_quality import psnr_per_image, ssim_per_image
 from vtp_lightning.metrics.inception import INCEPTION_WEIGHTS_ENV, InceptionFeatureExtractor
-from vtp_lightning.metrics.kernel_distance import KernelDistance, kernel_distance
+from vtp_lightning.metrics.kernel_distance import KernelDistanceEstimate, kernel_distance_with_error
 from vtp_lightning.metrics.linear_probe import LinearProbeResult, linear_probe
 from vtp_lightning.metrics.reference_statistics import (
     CACHE_DIR_ENV,
@@ -37,7 +37,7 @@ __all__ = [
     "FeatureExtractor",
     "FeatureStatistics",
     "InceptionFeatureExtractor",
-    "KernelDistance",
+    "KernelDistanceEstimate",
     "LinearProbeResult",
     "ReferenceStatisticsCache",
     "ReferenceStatisticsKey",
@@ -49,7 +49,7 @@ __all__ = [
     "default_cache_dir",
     "frechet_distance",
     "frechet_distance_from_statistics",
-    "kernel_distance",
+    "kernel_distance_with_error",
     "linear_probe",
     "psnr_per_image",
     "ssim_per_image",

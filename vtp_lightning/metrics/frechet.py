@@ -7,6 +7,10 @@ with ``R = S_a^(1/2)`` (symmetric, from ``eigh``), ``S_a S_b`` is similar to the
 matrix ``R S_b R``, so ``tr((S_a S_b)^(1/2)) = sum sqrt(eig(R S_b R))``. Two symmetric
 eigendecompositions in float64 are faster than ``sqrtm`` and never return a complex result
 for singular covariances (few samples, dead features), where ``sqrtm`` needs an epsilon hack.
+
+Not torchmetrics' ``FrechetInceptionDistance``: it keeps the moments inside a Metric, while the
+callbacks need them as values (an on-disk reference cache, the 1/N extrapolation in
+``generation_scores``); the tests check this distance against torchmetrics' on the same features.
 """
 
 from __future__ import annotations
