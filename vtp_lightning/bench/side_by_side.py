@@ -55,7 +55,7 @@ def run_side_by_side(sizes: list[BenchSize], rounds: int, peak_gflops: float) ->
     )
     print(
         f"{'size':<6}{'contender':<14}{'params M':>9}{'GFLOP/step':>12}{'step s':>9}{'GFLOP/s':>9}"
-        f"{'% peak':>8}{'speed-up':>10}"
+        f"{'% peak':>8}{'time/ours':>10}"
     )
     for size in sizes:
         runners = contenders(size, reference)
@@ -70,6 +70,8 @@ def run_side_by_side(sizes: list[BenchSize], rounds: int, peak_gflops: float) ->
                 f"{size.name:<6}{c.name:<14}{c.params / 1e6:>9.1f}{gflop:>12.1f}{seconds:>9.2f}{rate:>9.1f}"
                 f"{100 * rate / peak_gflops:>7.0f}%{seconds / ours_s:>9.2f}x"
             )
+        ref_s = medians[runners[1].name]
+        print(f"{'':<6}this suite's speed-up over {runners[1].name}: {ref_s / ours_s:.2f}x")
         for c in runners:
             terms = ", ".join(f"{k} {v:.3f}" for k, v in sorted((c.losses or {}).items()))
             print(f"{'':<6}{c.name:<14}losses of the first step: {terms}")
