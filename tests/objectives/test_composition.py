@@ -7,11 +7,10 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from jsonargparse import ArgumentParser
-from torch.utils.data import DataLoader
+from quiet_fit import fit_quietly
 
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.objectives import ObjectiveOutput, ReconstructionMixin, TokenizerModule
@@ -53,22 +52,6 @@ class LatentNormAETokenizer(LatentNormMixin, ReconstructionMixin, TokenizerModul
     """The one composition line that adds the fifth objective."""
 
 
-def _fit_one_step(model: TokenizerModule, batch: dict[str, torch.Tensor]) -> pl.Trainer:
-    trainer = pl.Trainer(
-        max_steps=1,
-        accelerator="cpu",
-        logger=False,
-        log_every_n_steps=1,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(model, DataLoader([batch], batch_size=None))
-    return trainer
-
-
 # ------------------------------------------------------------------------- the shipped compositions
 def test_the_registry_lists_every_loss_combination_of_the_grid() -> None:
     assert set(TOKENIZERS) == set(EXPECTED_OBJECTIVES)
@@ -101,7 +84,7 @@ def test_one_training_step_gives_every_trainable_parameter_a_gradient(
         grads.update({n: p.grad is not None for n, p in model.named_parameters() if p.requires_grad})
 
     model.on_before_optimizer_step = record
-    _fit_one_step(model, make_batch())
+    fit_quietly(model, [make_batch()], log_every_n_steps=1)
     assert grads, "the optimiser step never ran"
     assert [n for n, has_grad in grads.items() if not has_grad] == []
 
@@ -112,7 +95,7 @@ def test_the_step_loss_is_the_weighted_sum_of_every_logged_objective_loss(
 ) -> None:
     weights = dict(clip_weight=0.7, dino_weight=0.5, koleo_weight=0.2, mim_weight=0.3, rec_weight=0.1)
     model = make_tokenizer(VTPTokenizer, **weights)
-    metrics = _fit_one_step(model, make_batch()).logged_metrics
+    metrics = fit_quietly(model, [make_batch()], log_every_n_steps=1).logged_metrics
     terms = {name: metrics[f"train/loss_{name}"] for name in ("clip", "dino", "koleo", "mim", "rec")}
     expected = sum(weights[f"{name}_weight"] * value for name, value in terms.items())
     torch.testing.assert_close(metrics["train/loss"], expected)
@@ -156,7 +139,7 @@ def test_a_fifth_objective_is_logged_and_added_to_the_step_loss_with_its_weight(
     with torch.no_grad():  # independently: the mean latent-vector norm of the model before its step
         expected_norm = copy.deepcopy(model).encode(batch["image"]).norm(dim=1).mean()
 
-    metrics = _fit_one_step(model, batch).logged_metrics
+    metrics = fit_quietly(model, [batch], log_every_n_steps=1).logged_metrics
 
     torch.testing.assert_close(metrics["train/loss_latent_norm"], expected_norm)
     torch.testing.assert_close(
@@ -169,7 +152,7 @@ def test_a_fifth_objective_with_weight_0_is_neither_computed_nor_logged(
     make_tokenizer: Callable[..., TokenizerModule], make_batch: Callable[..., dict]
 ) -> None:
     model = make_tokenizer(LatentNormAETokenizer, latent_norm_weight=0.0)
-    metrics = _fit_one_step(model, make_batch()).logged_metrics
+    metrics = fit_quietly(model, [make_batch()], log_every_n_steps=1).logged_metrics
     assert not model.has_objective("latent_norm")
     assert "train/loss_latent_norm" not in metrics
     torch.testing.assert_close(metrics["train/loss"], 0.1 * metrics["train/loss_rec"])
@@ -274,7 +257,7 @@ def test_a_switched_off_objective_is_not_logged_and_leaves_no_unused_trainable_p
     model.on_before_optimizer_step = lambda *a, **k: grads.update(
         {n: p.grad is not None for n, p in model.named_parameters() if p.requires_grad}
     )
-    metrics = _fit_one_step(model, make_batch()).logged_metrics
+    metrics = fit_quietly(model, [make_batch()], log_every_n_steps=1).logged_metrics
     assert f"train/loss_{off.removesuffix('_weight')}" not in metrics
     assert [n for n, has_grad in grads.items() if not has_grad] == []
 
@@ -285,4 +268,4 @@ def test_every_objective_at_weight_0_is_a_config_error_at_the_first_step(
 ) -> None:
     model = make_tokenizer(AETokenizer, rec_weight=0.0)
     with pytest.raises(ConfigError, match="weight 0"):
-        _fit_one_step(model, make_batch())
+        fit_quietly(model, [make_batch()], log_every_n_steps=1)

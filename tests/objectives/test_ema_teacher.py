@@ -7,10 +7,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import lightning.pytorch as pl
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from quiet_fit import fit_quietly
 
 from vtp_lightning.objectives import TokenizerModule
 from vtp_lightning.tokenizer import AETokenizer, DINOAETokenizer, SSLAETokenizer, VTPTokenizer
@@ -121,18 +120,7 @@ def test_teacher_is_updated_once_per_optimizer_step_with_gradient_accumulation(
 
     model.update_teacher = checked_update  # what optimizer_step calls
     model.on_train_batch_start = lambda batch, batch_idx: batches_seen.append(batch_idx)
-    trainer = pl.Trainer(
-        max_steps=max_steps,
-        accumulate_grad_batches=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(model, DataLoader(_Batches(make_batch, 4), batch_size=None))
+    trainer = fit_quietly(model, _Batches(make_batch, 4), max_steps=max_steps, accumulate_grad_batches=2)
 
     assert batches_seen == [0, 1, 2, 3]
     # 4 batches, 2 optimiser steps, 2 teacher updates; each uses the momentum of the iteration whose

@@ -7,11 +7,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from quiet_fit import fit_quietly
 
 from vtp_lightning.models.blocks import Block
 from vtp_lightning.tokenizer import VTPTokenizer
@@ -27,18 +26,7 @@ def test_a_bf16_mixed_step_runs_on_cpu_and_computes_in_bf16(
     dtypes: list[torch.dtype] = []
     model.encoder.blocks[0].attn.qkv.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
     before = model.encoder.patch_embed.weight.detach().clone()
-    trainer = pl.Trainer(
-        max_steps=1,
-        accelerator="cpu",
-        precision="bf16-mixed",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(model, DataLoader([make_batch()], batch_size=None))
+    fit_quietly(model, [make_batch()], precision="bf16-mixed")
     assert torch.bfloat16 in dtypes
     after = model.encoder.patch_embed.weight
     assert after.dtype == torch.float32 and torch.isfinite(after).all()

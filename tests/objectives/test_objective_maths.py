@@ -7,30 +7,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import lightning.pytorch as pl
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from quiet_fit import fit_quietly
 
 from vtp_lightning.losses import SinkhornKnopp
 from vtp_lightning.objectives import TokenizerModule
 from vtp_lightning.tokenizer import CLIPAETokenizer, DINOAETokenizer
 
 LN_100 = math.log(100.0)
-
-
-def _fit_one_step(model: TokenizerModule, batch: dict[str, torch.Tensor]) -> None:
-    trainer = pl.Trainer(
-        max_steps=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(model, DataLoader([batch], batch_size=None))
 
 
 # ------------------------------------------------------------------------------ CLIP logit scale
@@ -56,7 +41,7 @@ def test_the_logit_scale_parameter_is_clamped_to_0_and_ln_100_after_the_optimise
     model = make_tokenizer(CLIPAETokenizer, lr=1e-3, warmup_fraction=0.0)
     with torch.no_grad():
         model.logit_scale.fill_(start)
-    _fit_one_step(model, make_batch())
+    fit_quietly(model, [make_batch()])
     assert model.logit_scale.item() == pytest.approx(clamped_to, abs=1e-7)
 
 
@@ -68,7 +53,7 @@ def test_a_logit_scale_inside_the_range_moves_freely(
     start = math.log(1 / 0.07)
     with torch.no_grad():
         model.logit_scale.fill_(start)
-    _fit_one_step(model, make_batch())
+    fit_quietly(model, [make_batch()])
     moved = abs(model.logit_scale.item() - start)
     assert 1e-4 < moved <= 1.01e-3  # one Adam step: |update| = lr * |m / sqrt(v)| = lr at step 1
 

@@ -84,16 +84,8 @@ class ReferenceStatisticsCache:
 
     def load(self, key: ReferenceStatisticsKey) -> FeatureStatistics | None:
         """Cached statistics for ``key``, or ``None`` when absent, unreadable or made for another key."""
-        path = self.path_for(key)
-        if not path.is_file():
-            return None
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                stored_key = (f.metadata() or {}).get("key")
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError):
-            return None
-        if stored_key != key.to_json() or set(tensors) != {"feature_sum", "outer_sum", "count"}:
+        tensors = _read_keyed(self.path_for(key), key, {"feature_sum", "outer_sum", "count"})
+        if tensors is None:
             return None
         return FeatureStatistics.from_tensors(tensors["feature_sum"], tensors["outer_sum"], tensors["count"])
 
@@ -106,18 +98,8 @@ class ReferenceStatisticsCache:
 
     def load_features(self, key: ReferenceStatisticsKey) -> torch.Tensor | None:
         """Cached reference features ``(N, D)`` for ``key`` (kernel distances need the features)."""
-        path = self.features_path_for(key)
-        if not path.is_file():
-            return None
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                stored_key = (f.metadata() or {}).get("key")
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError):
-            return None
-        if stored_key != key.to_json() or set(tensors) != {"features"}:
-            return None
-        return tensors["features"]
+        tensors = _read_keyed(self.features_path_for(key), key, {"features"})
+        return None if tensors is None else tensors["features"]
 
     def save_features(self, key: ReferenceStatisticsKey, features: torch.Tensor) -> Path:
         return self._write(self.features_path_for(key), key, {"features": features})
@@ -187,3 +169,19 @@ def cached_reference_features(
     features = torch.cat([extractor(images01.to(device)).double().cpu() for images01 in batches()])
     cache.save_features(key, features)
     return features
+
+
+def _read_keyed(path: Path, key: ReferenceStatisticsKey, names: set[str]) -> dict[str, torch.Tensor] | None:
+    """The tensors of a cache file written for ``key`` with exactly ``names``; None when absent,
+    unreadable or made for another key (the cache is then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            stored_key = (f.metadata() or {}).get("key")
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError):
+        return None
+    if stored_key != key.to_json() or set(tensors) != names:
+        return None
+    return tensors
