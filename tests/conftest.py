@@ -122,7 +122,6 @@ def shrunk_cli_args() -> Callable[..., list[str]]:
     return shrunk_args
 
 
-
 # ----------------------------------------------------------------------------- the unit layer
 # A test that runs a Trainer (fit/validate/test/predict, directly, through the CLI or in a fixture)
 # must be marked ``integration`` (or ``slow``/``distributed``), so ``make test-unit`` can leave it out.
