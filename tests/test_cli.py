@@ -91,7 +91,7 @@ def test_a_resumed_run_continues_exactly_where_its_checkpoint_left_off(
     assert main(shrunk_cli_args(VTP_CONFIG, resumed, max_steps=4, ckpt_path=at_2, **centring)) == 0
     _, resume_start = recorded["start"]
     straight_end, resumed_end = recorded["end"]
-    saved = torch.load(at_2, map_location="cpu", weights_only=False)
+    saved = torch.load(at_2, map_location="cpu", weights_only=True)
 
     # The resumed run starts from the checkpoint's teacher, centres, step and learning rate ...
     assert saved["global_step"] == resume_start["global_step"] == 2
@@ -208,7 +208,7 @@ def test_init_weights_from_a_matching_checkpoint_loads_the_shared_modules_and_re
         num_prototypes=16, head_hidden_dim=16, head_bottleneck_dim=8,
     )  # fmt: skip
     loaded = model.load_matching_weights(ae_checkpoint)
-    state = torch.load(ae_checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(ae_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     assert loaded == ["bottleneck", "decoder", "encoder"]
     assert torch.equal(model.encoder.cls_token, state["encoder.cls_token"])
     assert torch.equal(model.teacher["encoder"].cls_token, state["encoder.cls_token"])

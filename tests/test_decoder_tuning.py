@@ -102,7 +102,7 @@ def test_stage2_also_starts_from_an_exported_directory(
 
 def test_a_tokenizer_without_a_decoder_is_refused(stage1: tuple[AETokenizer, Path], tmp_path: Path) -> None:
     _, checkpoint = stage1
-    state = torch.load(checkpoint, weights_only=False)
+    state = torch.load(checkpoint, weights_only=True)
     state["vtp_architecture"]["decoder"] = None
     state["state_dict"] = {k: v for k, v in state["state_dict"].items() if not k.startswith("decoder.")}
     torch.save(state, tmp_path / "no_decoder.ckpt")
@@ -114,4 +114,4 @@ def test_resuming_stage2_from_a_stage1_checkpoint_is_refused(stage1: tuple[AETok
     _, checkpoint = stage1
     stage2 = DecoderTuning(tokenizer=str(checkpoint))
     with pytest.raises(CheckpointError, match="init_args.tokenizer"):
-        stage2.on_load_checkpoint(torch.load(checkpoint, weights_only=False))
+        stage2.on_load_checkpoint(torch.load(checkpoint, weights_only=True))

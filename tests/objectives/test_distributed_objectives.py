@@ -109,7 +109,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """Run both ranks once and return what each computed."""
     out = tmp_path_factory.mktemp("gloo")
     mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
-    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
 def _rows(rank: int) -> slice:
