@@ -122,6 +122,17 @@ def shrunk_cli_args() -> Callable[..., list[str]]:
     return shrunk_args
 
 
+@pytest.fixture(scope="session")
+def ae_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real one-step checkpoint of the reconstruction-only tokenizer (``experiments/ae.yaml``,
+    shrunk), written once per session through the CLI; tests only read it."""
+    from vtp_lightning.cli import main
+
+    root = tmp_path_factory.mktemp("ae_run")
+    assert main(shrunk_args(EXPERIMENTS / "ae.yaml", root, max_steps=1)) == 0
+    return root / "checkpoints" / "last.ckpt"
+
+
 # ----------------------------------------------------------------------------- the unit layer
 # A test that runs a Trainer (fit/validate/test/predict, directly, through the CLI or in a fixture)
 # must be marked ``integration`` (or ``slow``/``distributed``), so ``make test-unit`` can leave it out.

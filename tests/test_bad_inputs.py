@@ -115,15 +115,6 @@ def test_skipped_samples_are_summed_over_every_step_and_named_at_the_end(
 
 
 # ------------------------------------------------------------------------------ vtp-export
-@pytest.fixture(scope="module")
-def ae_checkpoint(
-    tmp_path_factory: pytest.TempPathFactory, shrunk_cli_args: Callable[..., list[str]]
-) -> Path:
-    root = tmp_path_factory.mktemp("ae_run")
-    assert cli_main(shrunk_cli_args(AE_CONFIG, root, max_steps=1)) == 0
-    return root / "checkpoints" / "last.ckpt"
-
-
 @pytest.mark.integration
 def test_vtp_export_of_a_checkpoint_without_state_dict_is_one_error(
     ae_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

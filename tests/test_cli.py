@@ -130,16 +130,6 @@ def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
-@pytest.fixture(scope="module")
-def ae_checkpoint(
-    tmp_path_factory: pytest.TempPathFactory, shrunk_cli_args: Callable[..., list[str]]
-) -> Path:
-    """A real one-step checkpoint of the reconstruction-only tokenizer (encoder width 32)."""
-    root = tmp_path_factory.mktemp("ae_run")
-    assert main(shrunk_cli_args(AE_CONFIG, root, max_steps=1)) == 0
-    return root / "checkpoints" / "last.ckpt"
-
-
 @pytest.mark.parametrize(
     "where", ["command_line", "config_file"], ids=["unknown-option-on-the-command-line", "typo-in-a-yaml"]
 )

@@ -38,15 +38,6 @@ class _ShellPayload:
         return os.system, (f"touch {self.marker}",)
 
 
-@pytest.fixture(scope="module")
-def ae_checkpoint(
-    tmp_path_factory: pytest.TempPathFactory, shrunk_cli_args: Callable[..., list[str]]
-) -> Path:
-    root = tmp_path_factory.mktemp("ae_run")
-    assert cli_main(shrunk_cli_args(AE_CONFIG, root, max_steps=1)) == 0
-    return root / "checkpoints" / "last.ckpt"
-
-
 @pytest.fixture
 def hostile(ae_checkpoint: Path, tmp_path: Path) -> tuple[Path, Path]:
     """(a checkpoint with a pickled shell payload, the marker file the payload would create)."""
