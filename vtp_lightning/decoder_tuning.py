@@ -8,7 +8,6 @@ is a module of its own rather than an option of the stage-1 reconstruction mixin
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,7 +18,7 @@ from vtp_lightning.errors import ConfigError
 from vtp_lightning.export import load_autoencoder
 from vtp_lightning.losses.reconstruction import PixelReconstructionLoss
 from vtp_lightning.models.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
-from vtp_lightning.objectives.schedules import warmup_cosine_factor
+from vtp_lightning.objectives.schedules import total_training_steps, warmup_cosine_factor
 
 
 class DecoderTuning(pl.LightningModule):
@@ -161,8 +160,7 @@ class DecoderTuning(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        estimated = self.trainer.estimated_stepping_batches
-        total = max(int(estimated), 1) if math.isfinite(estimated) else max(int(self.trainer.max_steps), 1)
+        total = total_training_steps(self.trainer)
         warmup = int(hp.warmup_fraction * total)
 
         def factor(step: int) -> float:

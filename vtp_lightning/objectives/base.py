@@ -10,7 +10,6 @@ registers itself with :meth:`add_objective` and asks for services (:meth:`requir
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +28,7 @@ from vtp_lightning.models.compile import compile_block_branches
 from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
 from vtp_lightning.objectives.ema_teacher import EMATeacher
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
-from vtp_lightning.objectives.schedules import cosine_ramp, warmup_cosine_factor
+from vtp_lightning.objectives.schedules import cosine_ramp, total_training_steps, warmup_cosine_factor
 
 FeatureSource = Literal["student", "teacher"]
 
@@ -196,11 +195,7 @@ class TokenizerModule(pl.LightningModule):
     @property
     def total_steps(self) -> int:
         """Optimiser steps in the whole run (1 before a trainer is attached)."""
-        trainer = self._trainer
-        if trainer is None:
-            return 1
-        total = trainer.estimated_stepping_batches
-        return max(int(total), 1) if math.isfinite(total) else max(int(trainer.max_steps), 1)
+        return total_training_steps(self._trainer)
 
     @property
     def progress(self) -> float:
@@ -299,8 +294,7 @@ class TokenizerModule(pl.LightningModule):
     @torch.no_grad()
     def update_teacher(self) -> None:
         """EMA step ``teacher = m * teacher + (1 - m) * student`` for every teacher module."""
-        if len(self.teacher):
-            self.teacher.update(self._teacher_students(), self.teacher_momentum_now())
+        self.teacher.update(self._teacher_students(), self.teacher_momentum_now())
 
     def _teacher_students(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in self.teacher}

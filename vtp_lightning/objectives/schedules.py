@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 def cosine_ramp(start: float, end: float, progress: float) -> float:
@@ -24,3 +25,12 @@ def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int, min_rat
         return (step + 1) / warmup_steps
     span = max(total_steps - warmup_steps, 1)
     return cosine_ramp(1.0, min_ratio, (step - warmup_steps) / span)
+
+
+def total_training_steps(trainer: Any | None) -> int:
+    """Optimiser steps a run will take, for the schedules: Lightning's estimate, else ``max_steps``
+    (an infinite data stream); 1 before a trainer is attached."""
+    if trainer is None:
+        return 1
+    total = trainer.estimated_stepping_batches
+    return max(int(total), 1) if math.isfinite(total) else max(int(trainer.max_steps), 1)
