@@ -222,3 +222,23 @@ def test_drop_path_drops_a_whole_residual_branch_per_sample_not_single_tokens() 
     assert ((untouched.all(dim=1)) | (~untouched).all(dim=1)).all()
     assert untouched.all(dim=1).any() and (~untouched).all(dim=1).any()
     torch.testing.assert_close(block.eval()(x, drop_rate=0.5), block(x, drop_rate=0.0))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [("linear", [0.0, 0.1, 0.2, 0.3]), ("uniform", [0.3, 0.3, 0.3, 0.3])],
+)
+def test_drop_path_schedule_sets_each_blocks_rate(schedule: str, expected: list[float]) -> None:
+    """linear: 0 at the first block up to the rate at the last; uniform: the rate at every block."""
+    encoder = _encoder(ViTConfig(width=32, depth=4, heads=2, patch_size=4, image_size=16)).train()
+    seen: list[float] = []
+    for block in encoder.blocks:
+        block.register_forward_pre_hook(lambda _m, _a, kw: seen.append(kw["drop_rate"]), with_kwargs=True)
+    encoder(_images(4), drop_path_rate=0.3, drop_path_schedule=schedule)
+    assert seen == pytest.approx(expected)
+
+
+def test_an_unknown_drop_path_schedule_is_a_config_error() -> None:
+    encoder = _encoder(ViTConfig(width=32, depth=2, heads=2, patch_size=4, image_size=16)).train()
+    with pytest.raises(ConfigError, match="drop_path_schedule"):
+        encoder(_images(2), drop_path_rate=0.3, drop_path_schedule="cosine")

@@ -16,6 +16,8 @@ from vtp_lightning.errors import ConfigError
 from vtp_lightning.models.blocks import Block, make_norm
 from vtp_lightning.models.rope import Rope2D, RopeCoords
 
+DropPathSchedule = Literal["linear", "uniform"]
+
 ENCODER_PRESETS: dict[str, tuple[int, int, int]] = {
     # name: (width, depth, heads)
     "tiny": (192, 6, 3),
@@ -129,13 +131,17 @@ class ViTEncoder(nn.Module):
         images: torch.Tensor,
         masks: torch.Tensor | None = None,
         drop_path_rate: float = 0.0,
+        drop_path_schedule: DropPathSchedule = "linear",
     ) -> dict[str, torch.Tensor]:
         """Encode normalised images.
 
         Args:
             images: ``(B, 3, H, W)`` with H, W multiples of the patch size.
             masks: optional ``(B, H/p, W/p)`` bool; True patches are replaced by the mask token (iBOT).
-            drop_path_rate: stochastic depth of this pass, rising linearly to this value at the last block.
+            drop_path_rate: stochastic depth of this pass.
+            drop_path_schedule: ``linear``: the rate rises from 0 at the first block to ``drop_path_rate``
+                at the last (DINOv2's default); ``uniform``: every block drops at ``drop_path_rate`` (the
+                official VTP code, DINOv2's large configs), which computes less at the same rate.
 
         Returns:
             ``cls`` (B, D) and ``patch`` (B, N, D) after the final norm, and ``grid`` (h, w).
@@ -149,12 +155,21 @@ class ViTEncoder(nn.Module):
             x = x + self._absolute_positions(h, w)
         rope = self.rope.tables(h, w, x.dtype) if self.rope is not None else None
         x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
-        depth = len(self.blocks)
-        for i, block in enumerate(self.blocks):
-            rate = drop_path_rate * i / max(depth - 1, 1)
+        for block, rate in zip(
+            self.blocks, drop_path_rates(drop_path_rate, len(self.blocks), drop_path_schedule)
+        ):
             x = block(x, rope=rope, num_prefix=1, drop_rate=rate)
         x = self.norm(x)
         return {"cls": x[:, 0], "patch": x[:, 1:], "grid": torch.tensor([h, w])}
+
+
+def drop_path_rates(rate: float, depth: int, schedule: DropPathSchedule) -> list[float]:
+    """The stochastic-depth rate of each of ``depth`` blocks under ``schedule`` (see ``ViTEncoder.forward``)."""
+    if schedule == "uniform":
+        return [rate] * depth
+    if schedule == "linear":
+        return [rate * i / max(depth - 1, 1) for i in range(depth)]
+    raise ConfigError(f"unknown drop_path_schedule {schedule!r}; use 'linear' or 'uniform'")
 
 
 def _init_linear(module: nn.Module) -> None:

@@ -25,7 +25,7 @@ from vtp_lightning.errors import CheckpointError, ConfigError
 from vtp_lightning.export import read_weights
 from vtp_lightning.models.autoencoder import with_config_defaults
 from vtp_lightning.models.compile import compile_block_branches
-from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
+from vtp_lightning.models.vit import Bottleneck, DropPathSchedule, ViTConfig, ViTEncoder, drop_path_rates
 from vtp_lightning.objectives.ema_teacher import EMATeacher
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
 from vtp_lightning.objectives.schedules import cosine_ramp, total_training_steps, warmup_cosine_factor
@@ -60,6 +60,9 @@ class TokenizerModule(pl.LightningModule):
         teacher_momentum_end: EMA momentum at the end of training.
         init_weights: optional checkpoint (Lightning ``.ckpt`` or exported ``model.safetensors``) whose
             matching modules initialise this model, e.g. a stage-1 tokenizer for stage-2 decoder tuning.
+        drop_path_schedule: how the student passes' stochastic depth spreads over the blocks: ``linear``
+            (0 at the first block up to the objective's rate at the last, DINOv2's default) or
+            ``uniform`` (every block at the objective's rate, as the official VTP code does).
         compile_blocks: ``torch.compile`` the attention/FFN branches of every transformer block (encoder,
             teacher, decoder) when the fit starts; off by default (see :mod:`vtp_lightning.models.compile`).
     """
@@ -109,6 +112,7 @@ class TokenizerModule(pl.LightningModule):
         teacher_momentum: float = 0.992,
         teacher_momentum_end: float = 1.0,
         init_weights: str | None = None,
+        drop_path_schedule: DropPathSchedule = "linear",
         compile_blocks: bool = False,
     ) -> None:
         super().__init__()
@@ -136,6 +140,8 @@ class TokenizerModule(pl.LightningModule):
         self._objectives: dict[str, Objective] = {}
         self.step_cache: dict[Any, Any] = {}
         self._init_weights_path = init_weights
+        drop_path_rates(0.0, 1, drop_path_schedule)  # an unknown schedule fails here, not at the first step
+        self._drop_path_schedule = drop_path_schedule
 
     # ------------------------------------------------------------------ services for mixins
     def add_objective(
@@ -189,8 +195,18 @@ class TokenizerModule(pl.LightningModule):
                 with torch.no_grad():
                     self.step_cache[cache_key] = self.teacher["encoder"](images)
             else:
-                self.step_cache[cache_key] = self.encoder(images, masks=masks, drop_path_rate=drop_path_rate)
+                self.step_cache[cache_key] = self.student_encode(
+                    images, masks=masks, drop_path_rate=drop_path_rate
+                )
         return self.step_cache[cache_key]
+
+    def student_encode(
+        self, images: torch.Tensor, *, masks: torch.Tensor | None = None, drop_path_rate: float = 0.0
+    ) -> dict[str, Any]:
+        """One uncached student encoder pass, stochastic depth spread by ``drop_path_schedule``."""
+        return self.encoder(
+            images, masks=masks, drop_path_rate=drop_path_rate, drop_path_schedule=self._drop_path_schedule
+        )
 
     @property
     def total_steps(self) -> int:

@@ -63,6 +63,11 @@ class TokenizerServices(Protocol):
     ) -> dict[str, Any]:
         """One encoder pass per ``key`` and settings per step, shared by every mixin that asks."""
 
+    def student_encode(
+        self, images: torch.Tensor, *, masks: torch.Tensor | None = None, drop_path_rate: float = 0.0
+    ) -> dict[str, Any]:
+        """One uncached student encoder pass (stochastic depth spread by the module's schedule)."""
+
     @property
     def progress(self) -> float:
         """Fraction of training done (for per-iteration schedules); restored on resume."""

@@ -100,7 +100,7 @@ class SSLViewsMixin:
         flat_global = global_crops.flatten(0, 1)
         masks = batch["masks"].flatten(0, 1) if self.masks_in_use() and "masks" in batch else None
         drop = self.ssl_options["ssl_drop_path"]
-        student_global = self.encoder(flat_global, masks=masks, drop_path_rate=drop)
+        student_global = self.student_encode(flat_global, masks=masks, drop_path_rate=drop)
         if masks is not None and masks.shape[1:] != tuple(student_global["grid"].tolist()):
             raise ConfigError(
                 f"mask grid {tuple(masks.shape[1:])} does not match the patch grid "
@@ -109,7 +109,7 @@ class SSLViewsMixin:
         student_local = None
         if "local_crops" in batch:
             local = batch["local_crops"]
-            student_local = self.encoder(local.flatten(0, 1), drop_path_rate=drop)
+            student_local = self.student_encode(local.flatten(0, 1), drop_path_rate=drop)
             student_local["num_views"] = local.shape[0]
         with torch.no_grad():
             teacher_global = self.teacher["encoder"](flat_global)
