@@ -1,10 +1,11 @@
-"""Combine the two public LPIPS(VGG16) files into the one ``perceptual_weights`` file the suite reads.
+"""Combine the two public LPIPS(VGG16) files into the one LPIPS weights file the suite reads.
 
 Inputs (download them on a machine with internet, then copy them over):
   --vgg  torchvision's ImageNet VGG16 weights, ``vgg16-397923af.pth`` (keys ``features.N.weight/bias``)
   --lin  LPIPS v0.1 linear layers for VGG, ``lpips/weights/v0.1/vgg.pth`` (keys ``linK.model.1.weight``)
 Output: a ``.safetensors`` with ``features.*`` and ``lin0..lin4.weight``; set it as
-``model.init_args.perceptual_weights``. Nothing is downloaded here.
+``model.init_args.rec_perceptual_weights`` (stage 2: ``model.init_args.perceptual_weights``). Nothing
+is downloaded here.
 """
 
 from __future__ import annotations

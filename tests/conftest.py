@@ -30,14 +30,14 @@ SHRINK_MODEL: dict[str, Any] = {
     "encoder_width": 32,
     "encoder_depth": 1,
     "encoder_heads": 2,
-    "num_prototypes": 16,
-    "head_hidden_dim": 16,
-    "head_bottleneck_dim": 8,
-    "embed_dim": 16,
-    "text_width": 16,
-    "text_layers": 1,
-    "text_heads": 2,
-    "decoder_depth": 1,
+    "ssl_num_prototypes": 16,
+    "ssl_head_hidden_dim": 16,
+    "ssl_head_bottleneck_dim": 8,
+    "clip_embed_dim": 16,
+    "clip_text_width": 16,
+    "clip_text_layers": 1,
+    "clip_text_heads": 2,
+    "rec_decoder_depth": 1,
 }
 
 

@@ -23,16 +23,16 @@ TINY = BenchSize(
         "image_size": 16,
         "patch_size": 4,
         "latent_dim": 8,
-        "embed_dim": 16,
-        "text_width": 16,
-        "text_layers": 1,
-        "text_heads": 2,
-        "text_context_length": 8,
-        "num_prototypes": 32,
-        "head_hidden_dim": 16,
-        "head_bottleneck_dim": 8,
-        "decoder_depth": 1,
-        "perceptual_weights": None,
+        "clip_embed_dim": 16,
+        "clip_text_width": 16,
+        "clip_text_layers": 1,
+        "clip_text_heads": 2,
+        "clip_text_context_length": 8,
+        "ssl_num_prototypes": 32,
+        "ssl_head_hidden_dim": 16,
+        "ssl_head_bottleneck_dim": 8,
+        "rec_decoder_depth": 1,
+        "rec_perceptual_weights": None,
     },
     batch_size=4,
     ssl_rows=2,
@@ -84,7 +84,7 @@ def test_the_official_reference_has_the_suites_parameter_count_and_runs_a_step()
         return sum(p.numel() for p in m.parameters() if p.requires_grad)
 
     # The one difference: the official head's weight norm trains a gain per prototype (ours fixes it to 1).
-    assert trainable(official) == trainable(ours) + TINY.model["num_prototypes"]
+    assert trainable(official) == trainable(ours) + TINY.model["ssl_num_prototypes"]
     losses = official_step(official, ours, synthetic_batch(TINY))()
     assert losses.keys() == {"clip", "dino", "koleo", "mim", "rec"}
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())

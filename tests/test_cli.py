@@ -85,7 +85,7 @@ def test_a_resumed_run_continues_exactly_where_its_checkpoint_left_off(
     monkeypatch.setattr(VTPTokenizer, "on_before_batch_transfer", _pinned_batch)
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     # EMA centring (the scale presets' teacher targets; the CPU configs use Sinkhorn, which has no state)
-    centring = {"model.init_args.teacher_targets": "centering"}
+    centring = {"model.init_args.ssl_teacher_targets": "centering"}
     assert main(shrunk_cli_args(VTP_CONFIG, straight, max_steps=4, checkpoint_every=2, **centring)) == 0
     (at_2,) = (straight / "checkpoints").glob("*step=2*.ckpt")
     assert main(shrunk_cli_args(VTP_CONFIG, resumed, max_steps=4, ckpt_path=at_2, **centring)) == 0
@@ -172,7 +172,9 @@ def test_init_weights_of_a_different_width_is_a_checkpoint_error_naming_the_tens
     shrunk_cli_args: Callable[..., list[str]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    wider = AETokenizer(encoder_width=48, encoder_depth=1, encoder_heads=2, latent_dim=16, decoder_depth=1)
+    wider = AETokenizer(
+        encoder_width=48, encoder_depth=1, encoder_heads=2, latent_dim=16, rec_decoder_depth=1
+    )
     with pytest.raises(
         CheckpointError, match=r"encoder\.cls_token is \(1, 1, 32\) there but \(1, 1, 48\) here"
     ):
@@ -194,8 +196,8 @@ def test_init_weights_from_a_matching_checkpoint_loads_the_shared_modules_and_re
     ae_checkpoint: Path,
 ) -> None:
     model = DINOAETokenizer(
-        encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=16, decoder_depth=1,
-        num_prototypes=16, head_hidden_dim=16, head_bottleneck_dim=8,
+        encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=16, rec_decoder_depth=1,
+        ssl_num_prototypes=16, ssl_head_hidden_dim=16, ssl_head_bottleneck_dim=8,
     )  # fmt: skip
     loaded = model.load_matching_weights(ae_checkpoint)
     state = torch.load(ae_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
@@ -204,13 +206,18 @@ def test_init_weights_from_a_matching_checkpoint_loads_the_shared_modules_and_re
     assert torch.equal(model.teacher["encoder"].cls_token, state["encoder.cls_token"])
 
 
-@pytest.mark.parametrize("option", ["text_weights", "perceptual_weights"])
+@pytest.mark.parametrize("option", ["clip_text_weights", "rec_perceptual_weights"])
 def test_a_missing_weights_file_is_a_weights_error_naming_the_path(
     option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nowhere" / f"{option}.safetensors"
     tiny = dict(
-        encoder_width=32, encoder_depth=1, encoder_heads=2, text_width=16, text_layers=1, text_heads=2
+        encoder_width=32,
+        encoder_depth=1,
+        encoder_heads=2,
+        clip_text_width=16,
+        clip_text_layers=1,
+        clip_text_heads=2,
     )
     with pytest.raises(WeightsError, match=str(missing)):
         CLIPAETokenizer(**tiny, **{option: str(missing)})

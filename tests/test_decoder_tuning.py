@@ -17,7 +17,7 @@ from vtp_lightning.tokenizer import AETokenizer
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:perceptual loss off")]
 
-TINY = {"encoder_width": 32, "encoder_depth": 1, "encoder_heads": 2, "latent_dim": 8, "decoder_depth": 1}
+TINY = {"encoder_width": 32, "encoder_depth": 1, "encoder_heads": 2, "latent_dim": 8, "rec_decoder_depth": 1}
 
 
 def fit(model: pl.LightningModule, root: Path, steps: int) -> pl.Trainer:

@@ -115,7 +115,7 @@ def test_export_and_evaluation_refuse_non_finite_weights_and_features(
     assert "non-finite" in error and "encoder.cls_token" in error
     assert not (tmp_path / "out").exists()
 
-    model = AETokenizer(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8, decoder_depth=1)
+    model = AETokenizer(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8, rec_decoder_depth=1)
     with torch.no_grad():
         model.encoder.cls_token.fill_(math.nan)
     with pytest.raises(NonFiniteError, match="encoder.cls_token"):

@@ -24,7 +24,7 @@ IMAGES = ProtocolImages(train_images=60, reference_images=20, batch_size=20)
 @pytest.fixture(scope="module")
 def tokenizer() -> AETokenizer:
     torch.manual_seed(0)
-    return AETokenizer(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8, decoder_depth=1)
+    return AETokenizer(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8, rec_decoder_depth=1)
 
 
 def test_one_dit_run_gives_a_row_per_budget_reproducibly(tokenizer: AETokenizer, tmp_path: Path) -> None:

@@ -122,7 +122,7 @@ def test_lightning_reads_checkpoints_through_the_safe_loader_whatever_weights_on
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("option", ["text_weights", "perceptual_weights"])
+@pytest.mark.parametrize("option", ["clip_text_weights", "rec_perceptual_weights"])
 def test_a_weights_file_with_a_pickled_payload_is_refused_without_running(
     option: str, tmp_path: Path
 ) -> None:
@@ -130,7 +130,12 @@ def test_a_weights_file_with_a_pickled_payload_is_refused_without_running(
     path = tmp_path / f"{option}.pt"
     torch.save({"weight": torch.zeros(2), "extra": _ShellPayload(marker)}, path)
     tiny = dict(
-        encoder_width=32, encoder_depth=1, encoder_heads=2, text_width=16, text_layers=1, text_heads=2
+        encoder_width=32,
+        encoder_depth=1,
+        encoder_heads=2,
+        clip_text_width=16,
+        clip_text_layers=1,
+        clip_text_heads=2,
     )
     with pytest.raises(VTPError, match="pickled Python objects"):  # one error line through the CLI
         CLIPAETokenizer(**tiny, **{option: str(path)})

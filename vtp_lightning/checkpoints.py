@@ -4,6 +4,10 @@ Reading: a ``.ckpt`` a user passes (``--ckpt_path``, ``init_weights``, ``vtp-exp
 with ``weights_only=True``, so a checkpoint carrying pickled code is refused before anything runs;
 tensors, plain containers and numbers are all a Lightning checkpoint of this suite holds.
 
+Old option names: given the class about to be built from it, :func:`load_checkpoint` renames the
+saved hyper-parameters of a checkpoint written before an option was renamed
+(:mod:`vtp_lightning.renamed_options`), so it still loads and resumes.
+
 Writing: :class:`SafeCheckpointIO` writes a checkpoint to a temporary file beside the target and
 renames it into place, so a kill during the save never leaves a truncated ``last.ckpt`` (Lightning's
 own writer stages the file in ``$TMPDIR``, which is a copy, not a rename, when that is another
@@ -23,14 +27,22 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from vtp_lightning.errors import CheckpointError
+from vtp_lightning.renamed_options import migrate_hparams
 
 # Anything beyond tensors and builtin containers that a checkpoint of this suite may hold: path
 # hyper-parameters (``init_weights`` given as a Path by Python users).
 SAFE_GLOBALS: list[Any] = [Path, type(Path())]
 
 
-def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any]:
-    """The dict stored at ``path``; a :class:`CheckpointError` when it is missing, truncated or unsafe."""
+def load_checkpoint(
+    path: str | Path, what: str = "checkpoint", model_class: type | None = None, mmap: bool = False
+) -> dict[str, Any]:
+    """The dict stored at ``path``; a :class:`CheckpointError` when it is missing, truncated or unsafe.
+
+    With ``model_class`` (the class about to be built from it), old option names in the saved
+    hyper-parameters are renamed. ``mmap`` maps the tensors instead of reading them (to look at the
+    hyper-parameters of a large file cheaply).
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{what} {path} does not exist; check the path")
@@ -40,7 +52,7 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any
         raise CheckpointError(f"{what} {path} is empty (an interrupted save?); use an earlier checkpoint")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         globals_named = [line for line in str(exc).splitlines() if "GLOBAL" in line.upper()]
         if not globals_named:  # not a pickle of any kind (e.g. a text file)
@@ -59,6 +71,8 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict[str, Any
         ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{what} {path} holds a {type(state).__name__}, not a checkpoint dict")
+    if model_class is not None:
+        migrate_hparams(state, model_class)
     return state
 
 

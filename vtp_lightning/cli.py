@@ -10,20 +10,23 @@ Errors a user can fix are printed as one ``error:`` line (exit code 2), not a st
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from vtp_lightning.checkpoints import CLASS_KEY, SafeCheckpointIO, check_written_by, load_checkpoint
-from vtp_lightning.config_files import expanded_config_args
+from vtp_lightning.config_files import expanded_config_args, load_config
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.errors import CheckpointError, VTPError
+from vtp_lightning.renamed_options import refuse_renamed_options
 from vtp_lightning.run_history import ResumedCSVLogger
 
 # ``--ckpt_path`` values Lightning resolves itself (to a file it then reads through SafeCheckpointIO).
@@ -38,9 +41,28 @@ class VTPCLI(LightningCLI):
         parser.link_arguments("data.patch_size", "model.init_args.patch_size")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        if isinstance(args, list):
+            refuse_renamed_model_options(args)  # one line naming the new name, not a parser dump
         super().parse_arguments(parser, args)
         self._resume_step: int | None = None
+        self._resume_hparams: dict[str, Any] = {}
         self._check_resume_checkpoint()
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI's own step that puts the checkpoint's hyper-parameters into the config, fed the
+        ones :meth:`_check_resume_checkpoint` read safely, with renamed options migrated (Lightning's
+        would re-read the file and hand a pre-rename checkpoint's old names to the parser)."""
+        hparams = dict(self._resume_hparams)
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write("Parsing of ckpt_path hyperparameters failed!\n")
+            raise
 
     def _check_resume_checkpoint(self) -> None:
         """Read ``--ckpt_path`` safely and refuse it for another model or other model options.
@@ -59,11 +81,11 @@ class VTPCLI(LightningCLI):
             return
         # Read (weights only) before LightningCLI does: a pickled payload, a missing or a truncated
         # file is one error here instead of code run or a traceback there.
-        checkpoint = load_checkpoint(ckpt_path, what="--ckpt_path")
-        hparams = checkpoint.get("hyper_parameters") or {}
-        theirs = checkpoint.get(CLASS_KEY) or hparams.get("_class_path")
         model = config.get("model") or {}
         ours = model.get("class_path")
+        checkpoint = load_checkpoint(ckpt_path, what="--ckpt_path", model_class=_import_class(ours))
+        hparams = checkpoint.get("hyper_parameters") or {}
+        theirs = checkpoint.get(CLASS_KEY) or hparams.get("_class_path")
         if ours:
             check_written_by(
                 theirs,
@@ -83,6 +105,7 @@ class VTPCLI(LightningCLI):
                 "model.init_args.init_weights"
             )
         self._resume_step = int(checkpoint.get("global_step", 0))
+        self._resume_hparams = dict(hparams)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         if kwargs.get("logger") in (None, True):
@@ -105,6 +128,80 @@ class VTPCLI(LightningCLI):
 
 # Whether this process's trainer draws a progress bar: an error then starts on a fresh line.
 _progress_bar_in_use = [False]
+
+
+# ------------------------------------------------------------------ renamed model options
+_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _import_class(class_path: Any) -> type | None:
+    """The class named by a config's ``class_path`` (a short name: a tokenizer or stage 2), or None."""
+    if not isinstance(class_path, str) or not class_path:
+        return None
+    module_name, _, name = class_path.rpartition(".")
+    modules = [module_name] if module_name else ["vtp_lightning.tokenizer", "vtp_lightning.decoder_tuning"]
+    for module in modules:
+        try:
+            found = getattr(importlib.import_module(module), name, None)
+        except (ImportError, ValueError):
+            continue
+        if isinstance(found, type):
+            return found
+    return None
+
+
+def _yaml_mapping(value: str) -> dict[str, Any]:
+    """A config file's content, or a YAML/JSON mapping given inline; {} for anything else."""
+    try:
+        loaded = load_config(value) if Path(value).is_file() else yaml.safe_load(value)
+    except (VTPError, yaml.YAMLError, OSError, ValueError):
+        return {}  # the parser reports it
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _model_section(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``model`` entry of a config, at its top level or under a subcommand."""
+    for scope in (config, *(config.get(c) for c in _SUBCOMMANDS)):
+        if isinstance(scope, dict) and isinstance(scope.get("model"), dict):
+            return scope["model"]
+    return {}
+
+
+def refuse_renamed_model_options(args: list[str]) -> None:
+    """Refuse, with one :class:`ConfigError` naming the new name, a model option renamed since a config
+    or command line was written (:data:`vtp_lightning.renamed_options.RENAMED_OPTIONS`)."""
+    class_path: str | None = None
+    given: list[tuple[str, str]] = []  # (option, where)
+
+    def take(model: dict[str, Any], where: str) -> None:
+        nonlocal class_path
+        class_path = model.get("class_path", class_path)
+        init_args = model.get("init_args")
+        options = init_args if isinstance(init_args, dict) else model
+        given.extend(
+            (name, where) for name in options if name not in ("class_path", "init_args", "dict_kwargs")
+        )
+
+    for i, arg in enumerate(args):
+        key, has_value, value = arg.partition("=")
+        if not has_value:
+            value = args[i + 1] if i + 1 < len(args) else ""
+        if key in ("--config", "-c"):
+            take(_model_section(_yaml_mapping(value)), "in your config")
+        elif key == "--model":  # a class name, or the model's config (a file or inline YAML)
+            mapping = _yaml_mapping(value)
+            take(mapping or {"class_path": value}, "in your config")
+        elif key == "--model.class_path":
+            class_path = value
+        elif key == "--model.init_args":
+            take({"init_args": _yaml_mapping(value)}, "in your config")
+        elif key.startswith("--model."):
+            name = key.removeprefix("--model.").removeprefix("init_args.")
+            if "." not in name:
+                given.append((name, "on the command line"))
+    cls = _import_class(class_path)
+    for name, where in given:
+        refuse_renamed_options({name: None}, cls, where)
 
 
 # Options that may differ on resume: init_weights only acts at step 0, so a resume ignores it.

@@ -24,7 +24,6 @@ from vtp_lightning.official.source import is_official
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-_EXPORTED_PREFIXES = ("encoder.", "bottleneck.", "decoder.")
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -87,8 +86,8 @@ def export_pretrained(checkpoint: str | Path, out_dir: str | Path) -> Path:
         raise CheckpointError(
             f"{checkpoint} was not written by a vtp-lightning tokenizer (no {ARCH_KEY!r} entry)"
         )
-    weights = {k: v.contiguous() for k, v in state["state_dict"].items() if k.startswith(_EXPORTED_PREFIXES)}
     model = VTPAutoencoder.from_architecture(arch)
+    weights = {k: v.contiguous() for k, v in model.own_weights(state["state_dict"]).items()}
     _check_fits(model, weights, checkpoint)
     _refuse_non_finite(weights, checkpoint)
     out = Path(out_dir)
@@ -148,8 +147,8 @@ def load_autoencoder(path: str | Path) -> VTPAutoencoder:
             f"{path} was not written by a vtp-lightning tokenizer (no {ARCH_KEY!r} entry); give a "
             "checkpoint from `lightning fit` or a directory from `vtp-export`"
         )
-    weights = {k: v for k, v in state["state_dict"].items() if k.startswith(_EXPORTED_PREFIXES)}
     model = VTPAutoencoder.from_architecture(arch)
+    weights = model.own_weights(state["state_dict"])
     _check_fits(model, weights, path)
     model.load_state_dict(weights, strict=False)
     return model

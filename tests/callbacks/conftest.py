@@ -22,14 +22,14 @@ from vtp_lightning.tokenizer import AETokenizer, VTPTokenizer
 TINY_ENCODER: dict[str, Any] = dict(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8)
 TINY_VTP: dict[str, Any] = dict(
     **TINY_ENCODER,
-    text_width=32,
-    text_layers=1,
-    text_heads=2,
-    embed_dim=32,
-    num_prototypes=64,
-    head_hidden_dim=64,
-    head_bottleneck_dim=32,
-    decoder_depth=1,
+    clip_text_width=32,
+    clip_text_layers=1,
+    clip_text_heads=2,
+    clip_embed_dim=32,
+    ssl_num_prototypes=64,
+    ssl_head_hidden_dim=64,
+    ssl_head_bottleneck_dim=32,
+    rec_decoder_depth=1,
 )
 BATCH_SIZE = 8
 
@@ -41,7 +41,7 @@ def tiny_vtp() -> VTPTokenizer:
 
 def tiny_ae() -> AETokenizer:
     """Reconstruction only: no text tower, so no zero-shot."""
-    return AETokenizer(**TINY_ENCODER, decoder_depth=1)
+    return AETokenizer(**TINY_ENCODER, rec_decoder_depth=1)
 
 
 def tiny_data(multicrop: bool = True) -> VTPDataModule:

@@ -31,14 +31,14 @@ MODEL_KWARGS = dict(
     encoder_depth=1,
     encoder_heads=2,
     latent_dim=8,
-    text_width=32,
-    text_layers=1,
-    text_heads=2,
-    embed_dim=32,
-    num_prototypes=64,
-    head_hidden_dim=64,
-    head_bottleneck_dim=32,
-    decoder_depth=1,
+    clip_text_width=32,
+    clip_text_layers=1,
+    clip_text_heads=2,
+    clip_embed_dim=32,
+    ssl_num_prototypes=64,
+    ssl_head_hidden_dim=64,
+    ssl_head_bottleneck_dim=32,
+    rec_decoder_depth=1,
 )
 DATA_KWARGS = dict(batch_size=8, ssl_batch_size=4, num_workers=0, num_local_crops=2)
 

@@ -47,7 +47,7 @@ def test_tokenizer_encode_gives_d_by_s_over_p_latents_and_decode_inverts_the_sha
         image_size=32,
         patch_size=8,
         latent_dim=12,
-        decoder_depth=1,
+        rec_decoder_depth=1,
     )
     images = _images(2, 32, 32)
     latents = model.encode(images)
@@ -94,11 +94,11 @@ def test_a_model_without_a_decoder_refuses_to_decode() -> None:
         image_size=16,
         latent_dim=4,
         rec_weight=0.0,
-        embed_dim=8,
-        text_width=8,
-        text_layers=1,
-        text_heads=2,
-        decoder_depth=1,
+        clip_embed_dim=8,
+        clip_text_width=8,
+        clip_text_layers=1,
+        clip_text_heads=2,
+        rec_decoder_depth=1,
     )
     assert model.decode(model.encode(_images())).shape == (2, 3, 16, 16)  # the rec mixin still has one
     bare = TokenizerModule(encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=16, latent_dim=4)

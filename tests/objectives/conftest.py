@@ -31,11 +31,17 @@ def tiny_kwargs(cls: type[TokenizerModule]) -> dict[str, Any]:
         latent_dim=8,
     )
     if issubclass(cls, ContrastiveMixin):
-        kwargs.update(embed_dim=16, text_width=16, text_layers=1, text_heads=2, text_context_length=CONTEXT)
+        kwargs.update(
+            clip_embed_dim=16,
+            clip_text_width=16,
+            clip_text_layers=1,
+            clip_text_heads=2,
+            clip_text_context_length=CONTEXT,
+        )
     if issubclass(cls, SSLViewsMixin):
-        kwargs.update(num_prototypes=16, head_hidden_dim=16, head_bottleneck_dim=8)
+        kwargs.update(ssl_num_prototypes=16, ssl_head_hidden_dim=16, ssl_head_bottleneck_dim=8)
     if issubclass(cls, ReconstructionMixin):
-        kwargs.update(decoder_depth=1)
+        kwargs.update(rec_decoder_depth=1)
     return kwargs
 
 

@@ -119,7 +119,7 @@ def test_a_fifth_objective_is_built_from_the_cli_config_and_registered() -> None
     parser.add_class_arguments(LatentNormAETokenizer, "model")
     args = ["--model.latent_norm_weight", "0.5"]
     tiny = dict(
-        encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=16, latent_dim=8, decoder_depth=1
+        encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=16, latent_dim=8, rec_decoder_depth=1
     )
     for key, value in tiny.items():
         args += [f"--model.{key}", str(value)]

@@ -55,7 +55,7 @@ def test_fused_head_losses_and_gradients_equal_per_input_calls(
     kinds: str,
     teacher_targets: str,
 ) -> None:
-    model = make_tokenizer(cls, teacher_targets=teacher_targets)
+    model = make_tokenizer(cls, ssl_teacher_targets=teacher_targets)
     batch = make_batch(batch_size=4, ssl_rows=3, num_local=2)
     model.step_cache = {}
     fused = {name: model.objectives[name].loss(batch).loss for name in kinds.split("+")}

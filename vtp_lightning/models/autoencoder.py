@@ -1,8 +1,9 @@
 """VTPAutoencoder: the inference half of a trained tokenizer (encoder, bottleneck, pixel decoder).
 
 This is what a diffusion model uses: ``encode(images) -> latents`` and ``decode(latents) -> images``.
-The state-dict names match :class:`~vtp_lightning.objectives.base.TokenizerModule`'s, so weights move
-between the two without renaming.
+:class:`~vtp_lightning.objectives.base.TokenizerModule` holds one and registers its parts under the
+same names (``encoder.*``, ``bottleneck.*``, ``decoder.*``), so weights move between the two, and
+into exported files, without renaming.
 """
 
 from __future__ import annotations
@@ -18,12 +19,25 @@ from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
 
 
 class VTPAutoencoder(nn.Module):
+    """ViT encoder -> bias-free bottleneck -> latents, and optionally a pixel decoder back."""
+
     def __init__(self, encoder: ViTConfig, latent_dim: int, decoder: ViTConfig | None = None) -> None:
         super().__init__()
-        self.encoder_config, self.decoder_config, self.latent_dim = encoder, decoder, latent_dim
+        self.encoder_config, self.latent_dim = encoder, latent_dim
         self.encoder = ViTEncoder(encoder)
         self.bottleneck = Bottleneck(encoder.width, latent_dim)
-        self.decoder = PixelDecoder(latent_dim, decoder) if decoder is not None else None
+        self.decoder_config: ViTConfig | None = None
+        self.decoder: PixelDecoder | None = None
+        if decoder is not None:
+            self.attach_decoder(decoder)
+
+    def attach_decoder(self, config: ViTConfig) -> PixelDecoder:
+        """Add the pixel decoder (a tokenizer's reconstruction objective does, once)."""
+        if self.decoder is not None:
+            raise ConfigError("this autoencoder already has a pixel decoder")
+        self.decoder_config = config
+        self.decoder = PixelDecoder(self.latent_dim, config)
+        return self.decoder
 
     @classmethod
     def from_architecture(cls, arch: dict[str, Any]) -> VTPAutoencoder:
@@ -31,11 +45,12 @@ class VTPAutoencoder(nn.Module):
         return cls(ViTConfig(**arch["encoder"]), int(arch["latent_dim"]), decoder)
 
     def architecture(self) -> dict[str, Any]:
-        return {
-            "encoder": self.encoder_config.to_dict(),
-            "latent_dim": self.latent_dim,
-            "decoder": self.decoder_config.to_dict() if self.decoder_config else None,
-        }
+        """What :meth:`from_architecture` (and ``from_pretrained``) needs to rebuild this model."""
+        return architecture_dict(self.encoder_config, self.latent_dim, self.decoder_config)
+
+    def own_weights(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The tensors of ``state`` (e.g. a whole tokenizer's state dict) that this model has."""
+        return {k: state[k] for k in self.state_dict() if k in state}
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -56,6 +71,15 @@ class VTPAutoencoder(nn.Module):
         if self.decoder is None:
             raise RuntimeError("this tokenizer was exported without a pixel decoder")
         return self.decoder(latents)
+
+
+def architecture_dict(encoder: ViTConfig, latent_dim: int, decoder: ViTConfig | None) -> dict[str, Any]:
+    """The architecture record of checkpoints and exports: encoder, latent width, decoder (or None)."""
+    return {
+        "encoder": encoder.to_dict(),
+        "latent_dim": latent_dim,
+        "decoder": decoder.to_dict() if decoder is not None else None,
+    }
 
 
 def with_config_defaults(arch: dict[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,8 @@ class LPIPS(nn.Module):
         if not path.is_file():
             raise WeightsError(
                 f"perceptual weights {path} do not exist; build them with scripts/make_lpips_weights.py "
-                "from local VGG16 and LPIPS files, or set perceptual_weights: null for L1 only"
+                "from local VGG16 and LPIPS files, or set rec_perceptual_weights (stage 2: perceptual_weights) "
+                "to null for L1 only"
             )
         state = read_tensor_file(path)
         model = cls()

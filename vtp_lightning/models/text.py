@@ -61,7 +61,7 @@ def load_openclip_text_weights(tower: TextTransformer, path: str | Path) -> None
     path = Path(path)
     if not path.is_file():
         raise WeightsError(
-            f"text weights file {path} does not exist; set model.init_args.text_weights to a local OpenCLIP "
+            f"text weights file {path} does not exist; set model.init_args.clip_text_weights to a local OpenCLIP "
             "checkpoint (nothing is downloaded) or to null to train the text tower from scratch."
         )
     try:
@@ -85,7 +85,8 @@ def load_openclip_text_weights(tower: TextTransformer, path: str | Path) -> None
     if mismatched or missing:
         detail = "; ".join(mismatched[:3] + [f"missing {m}" for m in missing[:3]])
         raise WeightsError(
-            f"text weights {path} do not fit this text tower ({detail}); set text_width/text_layers/"
-            "text_heads/text_context_length/embed_dim to the checkpoint's architecture."
+            f"text weights {path} do not fit this text tower ({detail}); set clip_text_width/"
+            "clip_text_layers/clip_text_heads/clip_text_context_length/clip_embed_dim to the checkpoint's "
+            "architecture."
         )
     tower.load_state_dict({k: v for k, v in text_state.items() if k in own})

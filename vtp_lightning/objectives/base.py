@@ -1,6 +1,7 @@
 """TokenizerModule: the base every objective mixin plugs into.
 
-It owns what all objectives share — the ViT encoder and its latent bottleneck, the EMA teacher
+It owns what all objectives share — a :class:`~vtp_lightning.models.autoencoder.VTPAutoencoder`
+(the ViT encoder, its latent bottleneck and, with reconstruction, the pixel decoder), the EMA teacher
 service, the optimiser and learning-rate schedule — and the loop that sums the enabled objectives'
 weighted losses and logs each term. It knows nothing about any particular objective: a mixin
 registers itself with :meth:`add_objective` and asks for services (:meth:`require_teacher`,
@@ -9,7 +10,7 @@ registers itself with :meth:`add_objective` and asks for services (:meth:`requir
 
 from __future__ import annotations
 
-import inspect
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -19,22 +20,36 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from vtp_lightning.checkpoints import ARCH_KEY, CLASS_KEY, check_written_by, class_path, stamp
+from vtp_lightning.checkpoints import (
+    ARCH_KEY,
+    CLASS_KEY,
+    check_written_by,
+    class_path,
+    load_checkpoint,
+    stamp,
+)
 from vtp_lightning.data.resumable import seed_training_step
 from vtp_lightning.errors import CheckpointError, ConfigError
 from vtp_lightning.export import read_weights
-from vtp_lightning.models.autoencoder import with_config_defaults
+from vtp_lightning.models.autoencoder import VTPAutoencoder, with_config_defaults
 from vtp_lightning.models.compile import compile_block_branches
-from vtp_lightning.models.vit import Bottleneck, DropPathSchedule, ViTConfig, ViTEncoder, drop_path_rates
+from vtp_lightning.models.decoder import PixelDecoder
+from vtp_lightning.models.vit import DropPathSchedule, ViTConfig, drop_path_rates
 from vtp_lightning.objectives.ema_teacher import EMATeacher
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
 from vtp_lightning.objectives.schedules import cosine_ramp, total_training_steps, warmup_cosine_factor
+from vtp_lightning.renamed_options import declared_options, migrate_hparams
 
 FeatureSource = Literal["student", "teacher"]
 
 
 class TokenizerModule(pl.LightningModule):
-    """Shared ViT encoder + bottleneck, EMA teacher service, optimiser, and the weighted-loss loop.
+    """Shared autoencoder (encoder + bottleneck [+ decoder]), EMA teacher service, optimiser, and the
+    weighted-loss loop.
+
+    The :class:`VTPAutoencoder` is held, not registered: its parts are registered here under their own
+    names (``encoder``, ``bottleneck``, ``decoder``), so state-dict keys stay those of checkpoints,
+    exports, converted official weights and the EMA teacher, and nothing needs renaming on load.
 
     Args:
         encoder: encoder preset: ``tiny`` (CPU), ``S``, ``B`` or ``L`` (the paper's sizes).
@@ -75,18 +90,13 @@ class TokenizerModule(pl.LightningModule):
         """
         super().__init_subclass__(**kwargs)
         owners: dict[str, str] = {}
-        for klass in cls.__mro__:
-            if "__init__" not in vars(klass) or klass is object:
-                continue
-            for name, parameter in inspect.signature(vars(klass)["__init__"]).parameters.items():
-                if name == "self" or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
-                    continue
-                if name in owners:
-                    raise TypeError(
-                        f"{cls.__name__}: option {name!r} is declared by both {owners[name]} and "
-                        f"{klass.__name__}; prefix each objective's options with its name"
-                    )
-                owners[name] = klass.__name__
+        for name, klass in declared_options(cls):
+            if name in owners:
+                raise TypeError(
+                    f"{cls.__name__}: option {name!r} is declared by both {owners[name]} and "
+                    f"{klass.__name__}; prefix each objective's options with its name"
+                )
+            owners[name] = klass.__name__
 
     def __init__(
         self,
@@ -119,7 +129,7 @@ class TokenizerModule(pl.LightningModule):
         self.save_hyperparameters()
         if image_size % patch_size != 0:
             raise ConfigError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
-        self.encoder_config = ViTConfig.preset(
+        encoder_config = ViTConfig.preset(
             encoder,
             width=encoder_width,
             depth=encoder_depth,
@@ -133,15 +143,40 @@ class TokenizerModule(pl.LightningModule):
             norm_eps=norm_eps,
             ffn_align=ffn_align,
         )
-        self.latent_dim = latent_dim
-        self.encoder = ViTEncoder(self.encoder_config)
-        self.bottleneck = Bottleneck(self.encoder_config.width, latent_dim)
+        autoencoder = VTPAutoencoder(encoder_config, latent_dim)
+        object.__setattr__(self, "_autoencoder", autoencoder)  # not a submodule: its parts are, below
+        self.encoder = autoencoder.encoder
+        self.bottleneck = autoencoder.bottleneck
         self.teacher = EMATeacher()
         self._objectives: dict[str, Objective] = {}
         self.step_cache: dict[Any, Any] = {}
         self._init_weights_path = init_weights
         drop_path_rates(0.0, 1, drop_path_schedule)  # an unknown schedule fails here, not at the first step
         self._drop_path_schedule = drop_path_schedule
+
+    # ------------------------------------------------------------------ the autoencoder
+    @property
+    def autoencoder(self) -> VTPAutoencoder:
+        """The encode/decode model this tokenizer trains (its parts are this module's)."""
+        return self._autoencoder
+
+    @property
+    def encoder_config(self) -> ViTConfig:
+        return self._autoencoder.encoder_config
+
+    @property
+    def latent_dim(self) -> int:
+        return self._autoencoder.latent_dim
+
+    @property
+    def decoder_config(self) -> ViTConfig | None:
+        """The pixel decoder's configuration; None until an objective attaches one."""
+        return self._autoencoder.decoder_config
+
+    def attach_decoder(self, config: ViTConfig) -> PixelDecoder:
+        """Give the autoencoder its pixel decoder, registered here as ``decoder`` (reconstruction's)."""
+        self.decoder = self._autoencoder.attach_decoder(config)
+        return self.decoder
 
     # ------------------------------------------------------------------ services for mixins
     def add_objective(
@@ -223,14 +258,16 @@ class TokenizerModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ public encode/decode API
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised images ``(B, 3, H, W)`` -> latents ``(B, d, H/p, W/p)``."""
-        out = self.encoder(images)
-        return self.bottleneck(out["patch"], tuple(out["grid"].tolist()))
+        """Normalised images ``(B, 3, H, W)`` -> latents ``(B, d, H/p, W/p)`` (no gradients)."""
+        return self._autoencoder.encode(images)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        raise ConfigError(
-            f"{type(self).__name__} has no pixel decoder; use a tokenizer with the reconstruction objective"
-        )
+        """Latents -> normalised images, through the pixel decoder (no gradients)."""
+        if self._autoencoder.decoder is None:
+            raise ConfigError(
+                f"{type(self).__name__} has no pixel decoder; use a tokenizer with the reconstruction objective"
+            )
+        return self._autoencoder.decode(latents)
 
     def extract_features(
         self, images: torch.Tensor, source: FeatureSource = "student"
@@ -387,7 +424,20 @@ class TokenizerModule(pl.LightningModule):
 
     def architecture(self) -> dict[str, Any]:
         """What :func:`vtp_lightning.export.from_pretrained` needs to rebuild the encode/decode path."""
-        return {"encoder": self.encoder_config.to_dict(), "latent_dim": self.latent_dim, "decoder": None}
+        return self._autoencoder.architecture()
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Lightning's ``load_from_checkpoint``; a checkpoint saved before an option was renamed is
+        handed to it with its hyper-parameters renamed (:mod:`vtp_lightning.renamed_options`)."""
+        if isinstance(checkpoint_path, (str, Path)):
+            checkpoint = load_checkpoint(checkpoint_path, mmap=True)  # the tensors are not read here
+            if migrate_hparams(checkpoint, cls):
+                buffer = io.BytesIO()
+                torch.save(checkpoint, buffer)
+                buffer.seek(0)
+                checkpoint_path = buffer
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         stamp(checkpoint, self)

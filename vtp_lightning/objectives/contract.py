@@ -1,8 +1,9 @@
 """The mixin contract: what an objective mixin may use of the tokenizer it is composed into.
 
 A mixin is a plain class listed before :class:`~vtp_lightning.objectives.base.TokenizerModule` in a
-composition. Its ``__init__`` takes keyword-only options named after its objective, passes the rest
-up with ``super().__init__(**kwargs)``, creates its own sub-modules and registers its loss with
+composition. Its ``__init__`` takes keyword-only options prefixed with its objective's name
+(``clip_``, ``ssl_``/``dino_``/``mim_``, ``rec_``; two mixins declaring one name are refused when the
+composition is defined), passes the rest up with ``super().__init__(**kwargs)``, creates its own sub-modules and registers its loss with
 :meth:`TokenizerServices.add_objective`. At step time it reads the batch and calls only the services
 below; it never touches the optimiser, the logging loop, a private attribute of the base or another
 mixin's state. ``tests/objectives/test_contract.py`` checks that the base provides every service and
@@ -16,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from vtp_lightning.models.autoencoder import VTPAutoencoder
+from vtp_lightning.models.decoder import PixelDecoder
 from vtp_lightning.models.vit import Bottleneck, ViTConfig, ViTEncoder
 from vtp_lightning.objectives.ema_teacher import EMATeacher
 from vtp_lightning.objectives.objective import ObjectiveOutput
@@ -25,6 +28,9 @@ from vtp_lightning.objectives.objective import ObjectiveOutput
 class TokenizerServices(Protocol):
     """The services of the base, as a mixin sees them."""
 
+    #: the encode/decode model the tokenizer trains; its parts are the tokenizer's ``encoder``,
+    #: ``bottleneck`` and (once attached) ``decoder``
+    autoencoder: VTPAutoencoder
     #: the shared ViT encoder (student) and its configuration
     encoder: ViTEncoder
     encoder_config: ViTConfig
@@ -48,6 +54,15 @@ class TokenizerServices(Protocol):
 
     def has_objective(self, name: str) -> bool:
         """Whether objective ``name`` is registered with a positive weight."""
+
+    def attach_decoder(self, config: ViTConfig) -> PixelDecoder:
+        """Give the autoencoder its pixel decoder, then reachable as ``decoder`` (once per tokenizer)."""
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images -> bottleneck latents, without gradients (the autoencoder's encode)."""
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> images through the attached decoder, without gradients."""
 
     def require_teacher(self, *module_names: str) -> None:
         """Keep EMA copies of the named student modules in :attr:`teacher`."""

@@ -21,17 +21,17 @@ class ContrastiveMixin:
     Args:
         clip_weight: λ_clip; 0 switches the objective off (its modules are then frozen).
         clip_loss: ``softmax`` (CLIP InfoNCE, as the released VTP models) or ``sigmoid`` (SigLIP).
-        embed_dim: joint embedding width E (VTP: 768).
-        text_width: text transformer width (VTP: 768).
-        text_layers: text transformer depth (VTP: 12).
-        text_heads: text transformer heads (VTP: 12).
-        text_context_length: maximum caption length in BPE tokens (VTP: 77).
-        text_vocab_size: BPE vocabulary size (OpenAI CLIP: 49408).
-        text_weights: optional local OpenCLIP checkpoint to initialise the text tower from.
+        clip_embed_dim: joint embedding width E (VTP: 768).
+        clip_text_width: text transformer width (VTP: 768).
+        clip_text_layers: text transformer depth (VTP: 12).
+        clip_text_heads: text transformer heads (VTP: 12).
+        clip_text_context_length: maximum caption length in BPE tokens (VTP: 77).
+        clip_text_vocab_size: BPE vocabulary size (OpenAI CLIP: 49408).
+        clip_text_weights: optional local OpenCLIP checkpoint to initialise the text tower from.
         clip_drop_path: stochastic depth of the encoder pass that feeds CLIP.
-        logit_scale_init: initial log temperature (ln(1/0.07) for CLIP).
-        logit_scale_max: upper clamp of the log temperature (ln 100), applied to the parameter after
-            each optimiser step (as open_clip does), so a scale that overshoots still gets gradients.
+        clip_logit_scale_init: initial log temperature (ln(1/0.07) for CLIP).
+        clip_logit_scale_max: upper clamp of the log temperature (ln 100), applied to the parameter
+            after each optimiser step (as open_clip does), so a scale that overshoots still gets gradients.
     """
 
     def __init__(
@@ -39,37 +39,37 @@ class ContrastiveMixin:
         *,
         clip_weight: float = 1.0,
         clip_loss: Literal["softmax", "sigmoid"] = "softmax",
-        embed_dim: int = 256,
-        text_width: int = 256,
-        text_layers: int = 4,
-        text_heads: int = 4,
-        text_context_length: int = 32,
-        text_vocab_size: int = 49408,
-        text_weights: str | None = None,
+        clip_embed_dim: int = 256,
+        clip_text_width: int = 256,
+        clip_text_layers: int = 4,
+        clip_text_heads: int = 4,
+        clip_text_context_length: int = 32,
+        clip_text_vocab_size: int = 49408,
+        clip_text_weights: str | None = None,
         clip_drop_path: float = 0.0,
-        logit_scale_init: float = math.log(1 / 0.07),
-        logit_scale_max: float = math.log(100.0),
+        clip_logit_scale_init: float = math.log(1 / 0.07),
+        clip_logit_scale_max: float = math.log(100.0),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.text_config = TextConfig(
-            context_length=text_context_length,
-            vocab_size=text_vocab_size,
-            width=text_width,
-            layers=text_layers,
-            heads=text_heads,
-            embed_dim=embed_dim,
+            context_length=clip_text_context_length,
+            vocab_size=clip_text_vocab_size,
+            width=clip_text_width,
+            layers=clip_text_layers,
+            heads=clip_text_heads,
+            embed_dim=clip_embed_dim,
         )
         self.text_tower = build_text_tower(self.text_config)
-        if text_weights:
-            load_openclip_text_weights(self.text_tower, text_weights)
-        self.clip_image_proj = nn.Linear(self.encoder.width, embed_dim, bias=False)
+        if clip_text_weights:
+            load_openclip_text_weights(self.text_tower, clip_text_weights)
+        self.clip_image_proj = nn.Linear(self.encoder.width, clip_embed_dim, bias=False)
         nn.init.normal_(self.clip_image_proj.weight, std=self.encoder.width**-0.5)
-        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+        self.logit_scale = nn.Parameter(torch.tensor(float(clip_logit_scale_init)))
         self.logit_bias = nn.Parameter(torch.tensor(-10.0)) if clip_loss == "sigmoid" else None
         self.clip_loss_fn = SigLipLoss() if clip_loss == "sigmoid" else ClipLoss()
         self._clip_drop_path = clip_drop_path
-        self._logit_scale_max = logit_scale_max
+        self._logit_scale_max = clip_logit_scale_max
         self.add_objective("clip", clip_weight, self._clip_objective)
         if clip_weight <= 0:
             for module in (self.text_tower, self.clip_image_proj):
@@ -84,7 +84,7 @@ class ContrastiveMixin:
 
     @torch.no_grad()
     def clamp_logit_scale(self) -> None:
-        """Keep the log temperature in ``[0, logit_scale_max]``: a scale between 1 and 100."""
+        """Keep the log temperature in ``[0, clip_logit_scale_max]``: a scale between 1 and 100."""
         self.logit_scale.clamp_(0.0, self._logit_scale_max)
 
     def encode_image_embedding(self, images: torch.Tensor) -> torch.Tensor:
@@ -96,7 +96,7 @@ class ContrastiveMixin:
         if tokens.shape[1] > self.text_config.context_length:
             raise ConfigError(
                 f"captions have {tokens.shape[1]} tokens but the text tower's context is "
-                f"{self.text_config.context_length}; set data.context_length <= model.init_args.text_context_length"
+                f"{self.text_config.context_length}; set data.context_length <= model.init_args.clip_text_context_length"
             )
         return F.normalize(self.text_tower(tokens), dim=-1)
 

@@ -13,23 +13,22 @@ import torch
 import torch.nn.functional as F
 
 from vtp_lightning.losses.reconstruction import PixelReconstructionLoss
-from vtp_lightning.models.decoder import PixelDecoder
 from vtp_lightning.models.vit import ViTConfig
 from vtp_lightning.objectives.objective import ObjectiveOutput
 
 
 class ReconstructionMixin:
-    """Pixel reconstruction through the bottleneck.
+    """Pixel reconstruction through the bottleneck, with the pixel decoder it attaches to the autoencoder.
 
     Args:
         rec_weight: λ_rec (VTP: 0.1); 0 switches the objective off.
         rec_batch_size: images per step used for reconstruction (a random subset; null = whole batch).
         rec_drop_path: stochastic depth of the encoder pass that feeds reconstruction.
-        decoder_width: pixel decoder width (null = encoder width).
-        decoder_depth: pixel decoder depth (VTP scaling runs: 4).
-        decoder_heads: pixel decoder heads (null = encoder heads).
-        perceptual_weights: local LPIPS(VGG16) weights file; null = L1 only (no random-weight LPIPS).
-        perceptual_weight: weight of LPIPS relative to L1.
+        rec_decoder_width: pixel decoder width (null = encoder width).
+        rec_decoder_depth: pixel decoder depth (VTP scaling runs: 4).
+        rec_decoder_heads: pixel decoder heads (null = encoder heads).
+        rec_perceptual_weights: local LPIPS(VGG16) weights file; null = L1 only (no random-weight LPIPS).
+        rec_perceptual_weight: weight of LPIPS relative to L1.
     """
 
     def __init__(
@@ -38,19 +37,19 @@ class ReconstructionMixin:
         rec_weight: float = 0.1,
         rec_batch_size: int | None = None,
         rec_drop_path: float = 0.0,
-        decoder_width: int | None = None,
-        decoder_depth: int = 4,
-        decoder_heads: int | None = None,
-        perceptual_weights: str | None = None,
-        perceptual_weight: float = 1.0,
+        rec_decoder_width: int | None = None,
+        rec_decoder_depth: int = 4,
+        rec_decoder_heads: int | None = None,
+        rec_perceptual_weights: str | None = None,
+        rec_perceptual_weight: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         enc = self.encoder_config
-        self.decoder_config = ViTConfig(
-            width=decoder_width or enc.width,
-            depth=decoder_depth,
-            heads=decoder_heads or enc.heads,
+        decoder_config = ViTConfig(
+            width=rec_decoder_width or enc.width,
+            depth=rec_decoder_depth,
+            heads=rec_decoder_heads or enc.heads,
             patch_size=enc.patch_size,
             image_size=enc.image_size,
             mlp_ratio=enc.mlp_ratio,
@@ -59,11 +58,12 @@ class ReconstructionMixin:
             rope_coords=enc.rope_coords,
             ffn_align=enc.ffn_align,
         )
-        self.decoder = PixelDecoder(self.latent_dim, self.decoder_config)
-        self.rec_loss = PixelReconstructionLoss(perceptual_weights, perceptual_weight)
+        self.attach_decoder(decoder_config)
+        self.rec_loss = PixelReconstructionLoss(rec_perceptual_weights, rec_perceptual_weight)
         if self.rec_loss.perceptual is None and rec_weight > 0:
             warnings.warn(
-                "perceptual loss off: no perceptual_weights given, reconstruction uses L1 only", stacklevel=2
+                "perceptual loss off: no rec_perceptual_weights given, reconstruction uses L1 only",
+                stacklevel=2,
             )
         self._rec = {"batch_size": rec_batch_size, "drop_path": rec_drop_path}
         self.add_objective("rec", rec_weight, self._rec_objective, validate=self._rec_validate)
@@ -73,13 +73,6 @@ class ReconstructionMixin:
             self.bottleneck.requires_grad_(False)
 
     # ------------------------------------------------------------------ shared pieces
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents ``(B, d, h, w)`` -> normalised images ``(B, 3, h*p, w*p)``."""
-        return self.decoder(latents)
-
-    def architecture(self) -> dict[str, Any]:
-        return {**super().architecture(), "decoder": self.decoder_config.to_dict()}
-
     def _rec_rows(self, batch: dict[str, Any]) -> tuple[Any, torch.Tensor]:
         images = batch["image"]
         size = self._rec["batch_size"]

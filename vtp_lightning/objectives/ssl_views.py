@@ -20,45 +20,46 @@ class SSLViewsMixin:
     """Shared machinery of the self-supervised objectives.
 
     Args:
-        num_prototypes: K, prototypes of the DINO head (DINOv2: 65536; small runs use far fewer).
-        head_hidden_dim: hidden width of the head MLP (VTP: 2048).
-        head_bottleneck_dim: width before the prototypes (VTP: 256).
-        student_temp: student softmax temperature.
-        teacher_temp: teacher temperature after warm-up.
-        teacher_temp_start: teacher temperature at the start of warm-up.
-        teacher_temp_warmup: fraction of training over which the teacher temperature warms up.
-        teacher_targets: ``centering`` (EMA centre, DINO) or ``sinkhorn`` (Sinkhorn-Knopp, DINOv2 option).
-        center_momentum: EMA momentum of the teacher centre.
+        ssl_num_prototypes: K, prototypes of the DINO head (DINOv2: 65536; small runs use far fewer).
+        ssl_head_hidden_dim: hidden width of the head MLP (VTP: 2048).
+        ssl_head_bottleneck_dim: width before the prototypes (VTP: 256).
+        ssl_student_temp: student softmax temperature.
+        ssl_teacher_temp: teacher temperature after warm-up.
+        ssl_teacher_temp_start: teacher temperature at the start of warm-up.
+        ssl_teacher_temp_warmup: fraction of training over which the teacher temperature warms up.
+        ssl_teacher_targets: ``centering`` (EMA centre, DINO) or ``sinkhorn`` (Sinkhorn-Knopp, DINOv2 option).
+        ssl_center_momentum: EMA momentum of the teacher centre.
         ssl_drop_path: stochastic depth of the student's multi-crop passes (the teacher uses 0).
     """
 
     def __init__(
         self,
         *,
-        num_prototypes: int = 65536,
-        head_hidden_dim: int = 2048,
-        head_bottleneck_dim: int = 256,
-        student_temp: float = 0.1,
-        teacher_temp: float = 0.07,
-        teacher_temp_start: float = 0.04,
-        teacher_temp_warmup: float = 0.3,
-        teacher_targets: Literal["centering", "sinkhorn"] = "centering",
-        center_momentum: float = 0.9,
+        ssl_num_prototypes: int = 65536,
+        ssl_head_hidden_dim: int = 2048,
+        ssl_head_bottleneck_dim: int = 256,
+        ssl_student_temp: float = 0.1,
+        ssl_teacher_temp: float = 0.07,
+        ssl_teacher_temp_start: float = 0.04,
+        ssl_teacher_temp_warmup: float = 0.3,
+        ssl_teacher_targets: Literal["centering", "sinkhorn"] = "centering",
+        ssl_center_momentum: float = 0.9,
         ssl_drop_path: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # the options the SSL objectives read, keyed without the ``ssl_`` prefix
         self.ssl_options = {
-            "num_prototypes": num_prototypes,
-            "student_temp": student_temp,
-            "teacher_temp": teacher_temp,
-            "teacher_temp_start": teacher_temp_start,
-            "teacher_temp_warmup": teacher_temp_warmup,
-            "teacher_targets": teacher_targets,
-            "center_momentum": center_momentum,
-            "ssl_drop_path": ssl_drop_path,
+            "num_prototypes": ssl_num_prototypes,
+            "student_temp": ssl_student_temp,
+            "teacher_temp": ssl_teacher_temp,
+            "teacher_temp_start": ssl_teacher_temp_start,
+            "teacher_temp_warmup": ssl_teacher_temp_warmup,
+            "teacher_targets": ssl_teacher_targets,
+            "center_momentum": ssl_center_momentum,
+            "drop_path": ssl_drop_path,
         }
-        self._head_dims = (head_hidden_dim, head_bottleneck_dim)
+        self._head_dims = (ssl_head_hidden_dim, ssl_head_bottleneck_dim)
         self._head_scores: set[str] = set()
 
     def require_ssl_head(self, scores: Literal["cls", "masked_patches"]) -> None:
@@ -99,7 +100,7 @@ class SSLViewsMixin:
         n = global_crops.shape[1]
         flat_global = global_crops.flatten(0, 1)
         masks = batch["masks"].flatten(0, 1) if self.masks_in_use() and "masks" in batch else None
-        drop = self.ssl_options["ssl_drop_path"]
+        drop = self.ssl_options["drop_path"]
         student_global = self.student_encode(flat_global, masks=masks, drop_path_rate=drop)
         if masks is not None and masks.shape[1:] != tuple(student_global["grid"].tolist()):
             raise ConfigError(

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from vtp_lightning.errors import CheckpointError
+from vtp_lightning.models.autoencoder import architecture_dict
 from vtp_lightning.models.decoder import PixelDecoder
 from vtp_lightning.models.dino_head import DINOHead
 from vtp_lightning.models.rope import rope_periods
@@ -503,7 +504,7 @@ def convert(
     return Converted(
         state,
         options,
-        _architecture(encoder, latent, decoder),
+        architecture_dict(encoder, latent, decoder),
         _tokenizer_class(text, head, decoder),
         notes,
         dict(renamer.left_out),
@@ -513,14 +514,6 @@ def convert(
 def _same_width(width: int, align_a: int, align_b: int) -> bool:
     base = int(width * 4.0 * 2 / 3)
     return base + (-base % align_a) == base + (-base % align_b)
-
-
-def _architecture(encoder: ViTConfig, latent: int, decoder: ViTConfig | None) -> dict[str, Any]:
-    return {
-        "encoder": encoder.to_dict(),
-        "latent_dim": latent,
-        "decoder": decoder.to_dict() if decoder else None,
-    }
 
 
 def _options(
@@ -550,19 +543,23 @@ def _options(
         ffn_align=encoder.ffn_align,
     )
     if decoder is not None:
-        options.update(decoder_width=decoder.width, decoder_depth=decoder.depth, decoder_heads=decoder.heads)
+        options.update(
+            rec_decoder_width=decoder.width, rec_decoder_depth=decoder.depth, rec_decoder_heads=decoder.heads
+        )
     if text is not None:
         options.update(
             clip_loss="sigmoid" if logit_bias else "softmax",
-            embed_dim=text.embed_dim,
-            text_width=text.width,
-            text_layers=text.layers,
-            text_heads=text.heads,
-            text_context_length=text.context_length,
-            text_vocab_size=text.vocab_size,
+            clip_embed_dim=text.embed_dim,
+            clip_text_width=text.width,
+            clip_text_layers=text.layers,
+            clip_text_heads=text.heads,
+            clip_text_context_length=text.context_length,
+            clip_text_vocab_size=text.vocab_size,
         )
     if head is not None:
-        options.update(num_prototypes=head[0], head_hidden_dim=head[1], head_bottleneck_dim=head[2])
+        options.update(
+            ssl_num_prototypes=head[0], ssl_head_hidden_dim=head[1], ssl_head_bottleneck_dim=head[2]
+        )
     return options
 
 

@@ -11,8 +11,6 @@ from vtp_lightning.models.autoencoder import VTPAutoencoder
 from vtp_lightning.official.convert import convert
 from vtp_lightning.official.source import read_official
 
-_AUTOENCODER_PARTS = ("encoder.", "bottleneck.", "decoder.")
-
 
 def official_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Every tensor of an official checkpoint under this suite's names (see :mod:`.convert`)."""
@@ -23,6 +21,5 @@ def official_autoencoder(path: str | Path, map_location: str | torch.device = "c
     """The encode/decode half of an official checkpoint as a :class:`VTPAutoencoder` (eval mode)."""
     converted = convert(read_official(path))
     model = VTPAutoencoder.from_architecture(converted.architecture)
-    weights = {k: v for k, v in converted.state.items() if k.startswith(_AUTOENCODER_PARTS)}
-    model.load_state_dict(weights, strict=True)
+    model.load_state_dict(model.own_weights(converted.state), strict=True)
     return model.to(map_location).eval()
