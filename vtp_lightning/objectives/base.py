@@ -47,9 +47,9 @@ class TokenizerModule(pl.LightningModule):
     """Shared autoencoder (encoder + bottleneck [+ decoder]), EMA teacher service, optimiser, and the
     weighted-loss loop.
 
-    The :class:`VTPAutoencoder` is held, not registered: its parts are registered here under their own
-    names (``encoder``, ``bottleneck``, ``decoder``), so state-dict keys stay those of checkpoints,
-    exports, converted official weights and the EMA teacher, and nothing needs renaming on load.
+    Design: the :class:`VTPAutoencoder` is held but not registered, its parts are registered under their
+    own names (``encoder``/``bottleneck``/``decoder``), so state-dict keys, exports, converted weights,
+    the EMA teacher and old checkpoints need no renaming.
 
     Args:
         encoder: encoder preset: ``tiny`` (CPU), ``S``, ``B`` or ``L`` (the paper's sizes).
