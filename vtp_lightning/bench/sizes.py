@@ -52,8 +52,8 @@ def _from_config(name: str, path: str, **batch: Any) -> BenchSize:
     data = config["data"]
     model.setdefault("image_size", data.get("image_size", 32))
     model.setdefault("patch_size", data.get("patch_size", 4))
-    model["perceptual_weights"] = None  # L1 on both sides: no LPIPS weights file is assumed
-    model["text_context_length"] = model.get("text_context_length", data.get("context_length", 32))
+    model["rec_perceptual_weights"] = None  # L1 on both sides: no LPIPS weights file is assumed
+    model["clip_text_context_length"] = model.get("clip_text_context_length", data.get("context_length", 32))
     image, patch = model["image_size"], model["patch_size"]
     defaults = {
         "batch_size": data.get("batch_size", 64),
