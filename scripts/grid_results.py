@@ -1,0 +1,64 @@
+"""Keep a grid's finished cells in git, so a grid that spans sessions or machines loses nothing.
+
+``runs/`` is not versioned (checkpoints are large). ``archive`` copies the small files of every
+finished cell (``DONE``, its records, ``metrics.csv`` of every attempt, the protocol JSON) to
+``docs/results/grids/<grid>/``; ``restore`` copies them back into ``runs/<grid>/`` so ``make grid``
+skips those cells and ``vtp-report`` reads them. A restored cell has no checkpoint: re-running it
+needs ``rm`` of its ``DONE`` first.
+
+    python scripts/grid_results.py archive paper      python scripts/grid_results.py restore paper
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+KEPT = ("DONE", "cell.json", "attempts.jsonl", "summary.json", "metrics.csv", "config.yaml")
+KEPT_GLOBS = ("attempts/*/metrics.csv", "generation/protocol_*.json")
+
+
+def finished_cells(root: Path) -> list[Path]:
+    return sorted(done.parent for done in root.glob("*/*x/seed*/DONE"))
+
+
+def copy_cell(cell: Path, source_root: Path, target_root: Path) -> int:
+    copied = 0
+    files = [cell / name for name in KEPT] + [p for pattern in KEPT_GLOBS for p in cell.glob(pattern)]
+    for path in files:
+        if path.is_file():
+            target = target_root / path.relative_to(source_root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+            copied += 1
+    return copied
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("archive", "restore"))
+    parser.add_argument("grid", help="grid name, e.g. paper")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    parser.add_argument("--archive-dir", type=Path, default=Path("docs/results/grids"))
+    args = parser.parse_args(argv)
+    runs, archive = args.runs_dir / args.grid, args.archive_dir / args.grid
+    source, target = (runs, archive) if args.action == "archive" else (archive, runs)
+    cells = finished_cells(source)
+    if not cells:
+        print(
+            f"error: no finished cells under {source}; run `make grid GRID={args.grid}` first",
+            file=sys.stderr,
+        )
+        return 2
+    for cell in cells:
+        if args.action == "restore" and (target / cell.relative_to(source) / "DONE").is_file():
+            continue  # never overwrite a cell that finished here
+        copy_cell(cell, source, target)
+    print(f"{args.action}d {len(cells)} finished cells: {source} -> {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
