@@ -123,6 +123,19 @@ def shrunk_cli_args() -> Callable[..., list[str]]:
 
 
 @pytest.fixture(scope="session")
+def tiny_clip_ae_options() -> dict[str, Any]:
+    """Options of a CLIP+AE tokenizer small enough to build in milliseconds (width 32, text width 16)."""
+    return dict(
+        encoder_width=32,
+        encoder_depth=1,
+        encoder_heads=2,
+        clip_text_width=16,
+        clip_text_layers=1,
+        clip_text_heads=2,
+    )
+
+
+@pytest.fixture(scope="session")
 def ae_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real one-step checkpoint of the reconstruction-only tokenizer (``experiments/ae.yaml``,
     shrunk), written once per session through the CLI; tests only read it."""

@@ -208,19 +208,14 @@ def test_init_weights_from_a_matching_checkpoint_loads_the_shared_modules_and_re
 
 @pytest.mark.parametrize("option", ["clip_text_weights", "rec_perceptual_weights"])
 def test_a_missing_weights_file_is_a_weights_error_naming_the_path(
-    option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    option: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tiny_clip_ae_options: dict[str, Any],
 ) -> None:
     missing = tmp_path / "nowhere" / f"{option}.safetensors"
-    tiny = dict(
-        encoder_width=32,
-        encoder_depth=1,
-        encoder_heads=2,
-        clip_text_width=16,
-        clip_text_layers=1,
-        clip_text_heads=2,
-    )
     with pytest.raises(WeightsError, match=str(missing)):
-        CLIPAETokenizer(**tiny, **{option: str(missing)})
+        CLIPAETokenizer(**tiny_clip_ae_options, **{option: str(missing)})
 
     args = ["fit", "--config", str(CLIP_CONFIG), "--trainer.default_root_dir", str(tmp_path / "run")]
     code = main([*args, f"--model.init_args.{option}", str(missing)])

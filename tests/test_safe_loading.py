@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -124,19 +125,11 @@ def test_lightning_reads_checkpoints_through_the_safe_loader_whatever_weights_on
 
 @pytest.mark.parametrize("option", ["clip_text_weights", "rec_perceptual_weights"])
 def test_a_weights_file_with_a_pickled_payload_is_refused_without_running(
-    option: str, tmp_path: Path
+    option: str, tmp_path: Path, tiny_clip_ae_options: dict[str, Any]
 ) -> None:
     marker = tmp_path / "payload-ran"
     path = tmp_path / f"{option}.pt"
     torch.save({"weight": torch.zeros(2), "extra": _ShellPayload(marker)}, path)
-    tiny = dict(
-        encoder_width=32,
-        encoder_depth=1,
-        encoder_heads=2,
-        clip_text_width=16,
-        clip_text_layers=1,
-        clip_text_heads=2,
-    )
     with pytest.raises(VTPError, match="pickled Python objects"):  # one error line through the CLI
-        CLIPAETokenizer(**tiny, **{option: str(path)})
+        CLIPAETokenizer(**tiny_clip_ae_options, **{option: str(path)})
     assert not marker.exists()
