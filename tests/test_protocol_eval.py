@@ -67,3 +67,16 @@ def test_rows_already_written_are_skipped(tmp_path: Path, capsys: pytest.Capture
     out.write_text(json.dumps({"checkpoint": str(checkpoint), "protocol_seed": 0, "dit_steps": 7}) + "\n")
     assert main([str(checkpoint), "--seeds", "0", "--dit-steps", "7", "--out", str(out)]) == 0
     assert "skip" in capsys.readouterr().err
+
+
+def test_a_row_written_with_a_relative_checkpoint_path_is_skipped_when_asked_by_absolute_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "rows.jsonl"
+    out.write_text(
+        json.dumps({"checkpoint": "runs/never-read.ckpt", "protocol_seed": 0, "dit_steps": 7}) + "\n"
+    )
+    absolute = tmp_path / "runs" / "never-read.ckpt"
+    assert main([str(absolute), "--seeds", "0", "--dit-steps", "7", "--out", str(out)]) == 0
+    assert "skip" in capsys.readouterr().err

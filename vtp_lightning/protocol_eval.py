@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -209,10 +210,12 @@ def protocol_from_config(path: Path) -> tuple[dict[str, Any], ProtocolImages]:
 
 
 def _done_rows(path: Path | None) -> set[tuple[str, int, int]]:
+    """(checkpoint, protocol seed, DiT steps) already in ``path``; checkpoints as absolute paths, so a
+    row written with ``runs/...`` is found again from ``/abs/runs/...`` (and back)."""
     if path is None or not path.is_file():
         return set()
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(row["checkpoint"], row["protocol_seed"], row["dit_steps"]) for row in rows}
+    return {(os.path.abspath(row["checkpoint"]), row["protocol_seed"], row["dit_steps"]) for row in rows}
 
 
 def load_protocol(
@@ -242,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for seed in args.seeds:
                 protocol = load_protocol(args.protocol, fields, seed=seed)
                 budgets = args.dit_steps or [protocol.train_steps]
-                if all((str(checkpoint), seed, steps) in done for steps in budgets):
+                if all((os.path.abspath(checkpoint), seed, steps) in done for steps in budgets):
                     print(f"skip {checkpoint} protocol seed {seed}: already in {args.out}", file=sys.stderr)
                     continue
                 autoencoder = autoencoder or load_autoencoder(checkpoint)
