@@ -61,9 +61,10 @@ class ReconstructionMixin:
         self.attach_decoder(decoder_config)
         self.rec_loss = PixelReconstructionLoss(rec_perceptual_weights, rec_perceptual_weight)
         if self.rec_loss.perceptual is None and rec_weight > 0:
+            # stacklevel 1 names this module: the caller is whichever mixin precedes this one in the MRO
             warnings.warn(
                 "perceptual loss off: no rec_perceptual_weights given, reconstruction uses L1 only",
-                stacklevel=2,
+                stacklevel=1,
             )
         self._rec = {"batch_size": rec_batch_size, "drop_path": rec_drop_path}
         self.add_objective("rec", rec_weight, self._rec_objective, validate=self._rec_validate)
