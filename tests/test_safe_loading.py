@@ -133,3 +133,24 @@ def test_a_weights_file_with_a_pickled_payload_is_refused_without_running(
     with pytest.raises(VTPError, match="pickled Python objects"):  # one error line through the CLI
         CLIPAETokenizer(**tiny_clip_ae_options, **{option: str(path)})
     assert not marker.exists()
+
+
+def test_an_inception_weights_file_with_a_pickled_payload_is_refused_without_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torch-fidelity reads the file with weights_only=False; the payload must still never run, even
+    # when the file's hash is declared the expected one.
+    from vtp_lightning.errors import WeightsError
+    from vtp_lightning.metrics import inception
+    from vtp_lightning.metrics.file_hash import sha256_of_file
+
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "inception.pth"
+    torch.save({"fc.bias": torch.zeros(1008), "extra": _ShellPayload(marker)}, path)
+    monkeypatch.setattr(inception, "INCEPTION_SHA256_PREFIX", sha256_of_file(path)[:8])
+    monkeypatch.delenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", raising=False)
+
+    with pytest.raises(WeightsError, match="cannot be read"):
+        inception.InceptionFeatureExtractor(path)
+    assert not marker.exists()
+    assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ  # torch's switch is put back as it was

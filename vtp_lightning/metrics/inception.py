@@ -14,10 +14,10 @@ fix; there is no random-weight fallback.
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -31,6 +31,7 @@ INCEPTION_WEIGHTS_ENV = "VTP_INCEPTION_WEIGHTS"
 INCEPTION_SHA256_PREFIX = "6726825d"
 INCEPTION_WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_FEATURE_DIM = 2048
+_FORCE_WEIGHTS_ONLY = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
 
 _WHERE_TO_GET = (
     f"download {INCEPTION_WEIGHTS_URL} (torch-fidelity; pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
@@ -45,16 +46,42 @@ class _KeyMismatch(Exception):
         self.missing, self.unexpected = missing, unexpected
 
 
+class _DoesNotFit(Exception):
+    """The file holds tensors, but not ones the network can take (not a state dict, wrong shapes)."""
+
+
 class _CheckedInceptionV3(FeatureExtractorInceptionV3):
     """torch-fidelity's network whose weight loading names missing and unexpected keys."""
 
     def load_state_dict(
         self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False
     ):
-        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        if not isinstance(state_dict, Mapping) or not all(
+            isinstance(v, torch.Tensor) for v in state_dict.values()
+        ):
+            raise _DoesNotFit("it does not hold a state dict of tensors")
+        try:
+            result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        except RuntimeError as error:  # a shape mismatch
+            raise _DoesNotFit(str(error)) from None
         if result.missing_keys or result.unexpected_keys:
             raise _KeyMismatch(list(result.missing_keys), list(result.unexpected_keys))
         return result
+
+
+@contextmanager
+def _torch_loads_weights_only() -> Iterator[None]:
+    """Every ``torch.load`` inside reads tensors only, even one that passes ``weights_only=False``
+    (torch-fidelity's weight loading does): torch's own switch, ``TORCH_FORCE_WEIGHTS_ONLY_LOAD``."""
+    previous = os.environ.get(_FORCE_WEIGHTS_ONLY)
+    os.environ[_FORCE_WEIGHTS_ONLY] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[_FORCE_WEIGHTS_ONLY]
+        else:
+            os.environ[_FORCE_WEIGHTS_ONLY] = previous
 
 
 def resolve_inception_weights(weights: str | Path | None = None) -> Path:
@@ -80,41 +107,31 @@ def verify_inception_weights(path: Path) -> str:
     return actual
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:
-        raise WeightsError(
-            f"Inception weights file {path} cannot be read as a PyTorch state dict: {error}"
-        ) from error
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"Inception weights file {path} does not hold a state dict of tensors")
-    return dict(state)
-
-
 def _describe(keys: list[str], limit: int = 5) -> str:
     shown = ", ".join(keys[:limit])
     return f"{len(keys)} ({shown}{', ...' if len(keys) > limit else ''})"
 
 
 def load_inception_network(path: Path) -> FeatureExtractorInceptionV3:
-    """torch-fidelity's InceptionV3 (2048-d pool output) holding the weights of a verified file."""
-    state_dict = _read_state_dict(path)
-    # torch-fidelity unpickles its weights file with weights_only=False; hand it our safely loaded
-    # tensors re-serialised in memory instead of the user's file.
-    buffer = io.BytesIO()
-    torch.save(state_dict, buffer)
-    buffer.seek(0)
+    """torch-fidelity's InceptionV3 (2048-d pool output) holding the weights of a verified file,
+    which it reads itself, tensors only (a pickled payload is refused before it can run)."""
     try:
-        return _CheckedInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=buffer)
+        with _torch_loads_weights_only():
+            return _CheckedInceptionV3(
+                "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+            )
     except _KeyMismatch as mismatch:
         raise WeightsError(
             f"Inception weights file {path} does not fit torch-fidelity's InceptionV3: missing keys "
             f"{_describe(mismatch.missing)}, unexpected keys {_describe(mismatch.unexpected)}"
         ) from None
-    except RuntimeError as error:
+    except _DoesNotFit as error:
         raise WeightsError(
             f"Inception weights file {path} does not fit torch-fidelity's InceptionV3: {error}"
+        ) from None
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise WeightsError(
+            f"Inception weights file {path} cannot be read as a PyTorch state dict: {str(error).splitlines()[0]}"
         ) from None
 
 
