@@ -16,24 +16,23 @@ import shutil
 import sys
 from pathlib import Path
 
-KEPT = ("DONE", "cell.json", "attempts.jsonl", "summary.json", "metrics.csv", "config.yaml")
+from vtp_lightning.grid import DONE, is_done
+
+KEPT = (DONE, "cell.json", "attempts.jsonl", "summary.json", "metrics.csv", "config.yaml")
 KEPT_GLOBS = ("attempts/*/metrics.csv", "generation/protocol_*.json")
 
 
 def finished_cells(root: Path) -> list[Path]:
-    return sorted(done.parent for done in root.glob("*/*x/seed*/DONE"))
+    return sorted(done.parent for done in root.glob(f"*/*x/seed*/{DONE}"))
 
 
-def copy_cell(cell: Path, source_root: Path, target_root: Path) -> int:
-    copied = 0
+def copy_cell(cell: Path, source_root: Path, target_root: Path) -> None:
     files = [cell / name for name in KEPT] + [p for pattern in KEPT_GLOBS for p in cell.glob(pattern)]
     for path in files:
         if path.is_file():
             target = target_root / path.relative_to(source_root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
-            copied += 1
-    return copied
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    copied = 0
     for cell in cells:
-        if args.action == "restore" and (target / cell.relative_to(source) / "DONE").is_file():
+        if args.action == "restore" and is_done(target / cell.relative_to(source)):
             continue  # never overwrite a cell that finished here
         copy_cell(cell, source, target)
-    print(f"{args.action}d {len(cells)} finished cells: {source} -> {target}")
+        copied += 1
+    print(f"{args.action}d {copied} of {len(cells)} finished cells: {source} -> {target}")
     return 0
 
 
