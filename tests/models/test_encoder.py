@@ -175,6 +175,24 @@ def test_rope_preserves_norms_and_leaves_the_cls_token_unrotated() -> None:
     assert not torch.allclose(out[:, :, 2:], x[:, :, 2:])
 
 
+def test_rope_equals_rotating_each_channel_pair_bit_for_bit_in_values_and_gradients() -> None:
+    """Channel ``i`` pairs with ``i + head_dim/2`` and turns by its angle: ``(a cos − b sin, a sin + b cos)``;
+    the CLS row is untouched. The fast form must give these exact bits, forward and backward."""
+    torch.manual_seed(3)
+    cos, sin = Rope2D(head_dim=8, coords="normalized").tables(3, 4, torch.float32)
+    x = torch.randn(2, 5, 3, 1 + 12, 8, requires_grad=True)  # stacked (q, k) layout: any leading dims
+    upstream = torch.randn(2, 5, 3, 1 + 12, 8)
+
+    a, b = x[..., 1:, :4], x[..., 1:, 4:]
+    expected = torch.cat([x[..., :1, :], torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)], dim=-2)
+    (expected_grad,) = torch.autograd.grad(expected, x, upstream)
+
+    out = apply_rope(x, cos, sin, num_prefix=1)
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    assert torch.equal(out, expected)
+    assert torch.equal(grad, expected_grad)
+
+
 def test_attention_with_rope_is_equivariant_to_shifting_the_whole_grid() -> None:
     """Shifting every token's position by the same offset leaves every attention score unchanged."""
     torch.manual_seed(0)

@@ -110,7 +110,8 @@ def target_entropies(targets: torch.Tensor) -> dict[str, torch.Tensor]:
     ``sample``: mean entropy of each row — ``log K`` when the targets went uniform, 0 when one-hot.
     ``batch``: entropy of the batch-mean target — near 0 when every row picks the same prototype.
     """
-    probs = targets.float().clamp_min(1e-12)
-    sample = -(probs * probs.log()).sum(dim=-1).mean()
-    mean = probs.mean(dim=0)
-    return {"sample": sample, "batch": -(mean * mean.log()).sum()}
+    # ``entr`` is -p·log p in one pass (0 at p = 0): iBOT's targets are (masked patches x 65 536) at
+    # the paper's size, where a clamped copy, its log and the product cost ~0.5 s of a CPU step.
+    probs = targets.float()
+    sample = torch.special.entr(probs).sum(dim=-1).mean()
+    return {"sample": sample, "batch": torch.special.entr(probs.mean(dim=0)).sum()}

@@ -77,9 +77,24 @@ class Rope2D(nn.Module):
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, num_prefix: int) -> torch.Tensor:
-    """Rotate the last ``h*w`` tokens of ``x`` (B, heads, T, head_dim); prefix tokens (CLS) stay as they are."""
-    prefix, tokens = x[:, :, :num_prefix], x[:, :, num_prefix:]
-    half = tokens.shape[-1] // 2
-    t1, t2 = tokens[..., :half], tokens[..., half:]
-    rotated = torch.cat([t1 * cos - t2 * sin, t1 * sin + t2 * cos], dim=-1)
-    return torch.cat([prefix, rotated], dim=2)
+    """Rotate the last ``h*w`` tokens of ``x`` (..., T, head_dim); prefix tokens (CLS) stay as they are.
+
+    Computed as ``x * C + swap_halves(x) * S`` with full-width tables (``C = [cos, cos]``,
+    ``S = [-sin, sin]``, prefix rows ``C = 1, S = 0``): two products, one sum and one concatenation
+    over ``x`` instead of four products, two sums and two concatenations for the halves and the prefix.
+    Bit for bit the same values (``a + b·(−s)`` is exactly ``a − b·s``; ``x·1 + y·0`` is exactly ``x``).
+    """
+    full_cos, signed_sin = rotation_tables(cos, sin, num_prefix)
+    half = x.shape[-1] // 2
+    swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1)
+    return x * full_cos + swapped * signed_sin
+
+
+def rotation_tables(cos: torch.Tensor, sin: torch.Tensor, num_prefix: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(T, head_dim)`` tables of :func:`apply_rope` from the ``(h*w, head_dim/2)`` cos/sin tables."""
+    full_cos = torch.cat([cos, cos], dim=-1)
+    signed_sin = torch.cat([-sin, sin], dim=-1)
+    if num_prefix:
+        full_cos = torch.cat([full_cos.new_ones(num_prefix, full_cos.shape[-1]), full_cos])
+        signed_sin = torch.cat([signed_sin.new_zeros(num_prefix, signed_sin.shape[-1]), signed_sin])
+    return full_cos, signed_sin
