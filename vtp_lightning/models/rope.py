@@ -90,7 +90,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, num_prefix
     return x * full_cos + swapped * signed_sin
 
 
-def rotation_tables(cos: torch.Tensor, sin: torch.Tensor, num_prefix: int) -> tuple[torch.Tensor, torch.Tensor]:
+def rotation_tables(
+    cos: torch.Tensor, sin: torch.Tensor, num_prefix: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(T, head_dim)`` tables of :func:`apply_rope` from the ``(h*w, head_dim/2)`` cos/sin tables."""
     full_cos = torch.cat([cos, cos], dim=-1)
     signed_sin = torch.cat([-sin, sin], dim=-1)
