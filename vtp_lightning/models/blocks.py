@@ -53,12 +53,12 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         b, t, d = x.shape
         qkv = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if rope is None:
-            q, k, v = qkv.unbind(0)
-        else:
-            # Queries and keys rotate together: one set of elementwise passes instead of two.
-            q, k = apply_rope(qkv[:2], *rope, num_prefix=num_prefix).unbind(0)
-            v = qkv[2]
+        q, k, v = qkv.unbind(0)
+        if rope is not None:
+            # Separately, not stacked: on glibc a tensor over 32 MiB is a fresh mmap (page faults on
+            # every call), and a stacked (q, k) at the paper's crop batch crosses that line.
+            q = apply_rope(q, *rope, num_prefix=num_prefix)
+            k = apply_rope(k, *rope, num_prefix=num_prefix)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, t, d))
 

@@ -80,14 +80,15 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, num_prefix
     """Rotate the last ``h*w`` tokens of ``x`` (..., T, head_dim); prefix tokens (CLS) stay as they are.
 
     Computed as ``x * C + swap_halves(x) * S`` with full-width tables (``C = [cos, cos]``,
-    ``S = [-sin, sin]``, prefix rows ``C = 1, S = 0``): two products, one sum and one concatenation
-    over ``x`` instead of four products, two sums and two concatenations for the halves and the prefix.
-    Bit for bit the same values (``a + b·(−s)`` is exactly ``a − b·s``; ``x·1 + y·0`` is exactly ``x``).
+    ``S = [-sin, sin]``, prefix rows ``C = 1, S = 0``): two new tensors and four passes over ``x``
+    instead of eight tensors (four products, two sums, two concatenations for the halves and the
+    prefix): about half the time of a block's rotation on a CPU, forward and backward. Bit for bit the
+    same values (``a + b·(−s)`` is exactly ``a − b·s``; ``x·1 + y·0`` is exactly ``x``).
     """
     full_cos, signed_sin = rotation_tables(cos, sin, num_prefix)
     half = x.shape[-1] // 2
-    swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1)
-    return x * full_cos + swapped * signed_sin
+    swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1).mul_(signed_sin)
+    return (x * full_cos).add_(swapped)
 
 
 def rotation_tables(
