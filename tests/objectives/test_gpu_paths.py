@@ -38,6 +38,28 @@ def test_adamw_is_fused_only_for_cuda_parameters(make_tokenizer: Callable[..., A
     assert not optimizer.defaults["fused"]
 
 
+def test_fused_adamw_on_request_on_cpu_takes_the_steps_of_the_per_parameter_loop(
+    make_tokenizer: Callable[..., Any],
+) -> None:
+    """Asked for on a CPU, the fused kernel runs and lands where the loop does, up to float rounding."""
+    models = [make_tokenizer(VTPTokenizer, fused_optimizer=fused) for fused in (True, False)]
+    optimizers = [m.configure_optimizers()["optimizer"] for m in models]
+    assert optimizers[0].defaults["fused"] is True and not optimizers[1].defaults["fused"]
+    gradients = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for pair in zip(*(m.parameters() for m in models), strict=True):
+            grad = torch.randn(pair[0].shape, generator=gradients)
+            for p in pair:
+                p.grad = grad.clone()
+        for optimizer in optimizers:
+            optimizer.step()
+    start = make_tokenizer(VTPTokenizer).state_dict()
+    fused, loop = (dict(m.named_parameters()) for m in models)
+    for name, p in fused.items():
+        torch.testing.assert_close(p, loop[name], rtol=1e-5, atol=1e-6)
+        assert p.requires_grad is False or not torch.equal(p, start[name]), f"{name} did not move"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_adamw_is_fused_on_cuda(make_tokenizer: Callable[..., Any]) -> None:
     optimizer = make_tokenizer(VTPTokenizer).cuda().configure_optimizers()["optimizer"]
