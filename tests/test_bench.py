@@ -10,7 +10,7 @@ import torch
 
 from vtp_lightning.bench.sizes import BenchSize, synthetic_batch
 from vtp_lightning.bench.suite_step import build_suite_model, suite_step
-from vtp_lightning.bench.timing import interleaved_medians
+from vtp_lightning.bench.timing import interleaved_medians, paired_ratios
 
 pytestmark = pytest.mark.filterwarnings("ignore:perceptual loss off")
 
@@ -71,6 +71,12 @@ def test_interleaved_rounds_alternate_the_order_and_call_each_once_per_round() -
     medians = interleaved_medians({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
     assert calls == ["a", "b", "b", "a", "a", "b"]
     assert set(medians) == {"a", "b"} and all(v >= 0 for v in medians.values())
+
+
+def test_per_round_ratios_pair_the_rounds_by_index_not_by_sorted_times() -> None:
+    # Round 2 was slow for both contenders (a busy machine): paired, its ratio is still 2.
+    reference, ours = [2.0, 8.0, 3.0], [1.0, 4.0, 2.0]
+    assert paired_ratios(reference, ours) == (2.0, 1.5, 2.0)
 
 
 @pytest.mark.skipif(not os.environ.get("VTP_REF"), reason="set VTP_REF to a clone of the official VTP code")

@@ -11,13 +11,14 @@ speed ratio (reference time / suite time: above 1 means this suite is faster).
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from vtp_lightning.bench.sizes import BenchSize, synthetic_batch
 from vtp_lightning.bench.suite_step import build_suite_model, suite_step
-from vtp_lightning.bench.timing import flops_of, interleaved_medians
+from vtp_lightning.bench.timing import flops_of, interleaved_times, paired_ratios
 
 
 @dataclass
@@ -61,7 +62,8 @@ def run_side_by_side(sizes: list[BenchSize], rounds: int, peak_gflops: float) ->
         runners = contenders(size, reference)
         for c in runners:
             c.flops = flops_of(lambda c=c: setattr(c, "losses", c.step()))  # also the warm-up step
-        medians = interleaved_medians({c.name: c.step for c in runners}, rounds)
+        times = interleaved_times({c.name: c.step for c in runners}, rounds)
+        medians = {name: statistics.median(t) for name, t in times.items()}
         ours_s = medians[runners[0].name]
         for c in runners:
             seconds, gflop = medians[c.name], c.flops / 1e9
@@ -71,7 +73,11 @@ def run_side_by_side(sizes: list[BenchSize], rounds: int, peak_gflops: float) ->
                 f"{100 * rate / peak_gflops:>7.0f}%{seconds / ours_s:>9.2f}x"
             )
         ref_s = medians[runners[1].name]
-        print(f"{'':<6}this suite's speed-up over {runners[1].name}: {ref_s / ours_s:.2f}x")
+        middle, low, high = paired_ratios(times[runners[1].name], times[runners[0].name])
+        print(
+            f"{'':<6}this suite's speed-up over {runners[1].name}: {ref_s / ours_s:.2f}x (ratio of medians;"
+            f" per-round ratios: median {middle:.2f}x, range {low:.2f}x-{high:.2f}x over {rounds} rounds)"
+        )
         for c in runners:
             terms = ", ".join(f"{k} {v:.3f}" for k, v in sorted((c.losses or {}).items()))
             print(f"{'':<6}{c.name:<14}losses of the first step: {terms}")

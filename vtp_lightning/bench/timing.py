@@ -22,8 +22,8 @@ def median_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Median seconds per function over ``rounds`` rounds, each round calling every function once.
+def interleaved_times(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of every call over ``rounds`` rounds, each round calling every function once.
 
     Interleaving spreads slow phases of a shared machine over all contenders instead of one; the
     order alternates each round so neither always runs right after the other.
@@ -35,7 +35,22 @@ def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[
             start = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Median seconds per function over :func:`interleaved_times`' rounds."""
+    return {name: statistics.median(t) for name, t in interleaved_times(fns, rounds).items()}
+
+
+def paired_ratios(reference: list[float], ours: list[float]) -> tuple[float, float, float]:
+    """Median, lowest and highest of the per-round ratios ``reference / ours`` (rounds paired by index).
+
+    On a shared machine one round's two steps see the same background load, so the spread of these
+    ratios says how far a single run's speed-up can be trusted.
+    """
+    ratios = [r / o for r, o in zip(reference, ours, strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def flops_of(fn: Callable[[], Any]) -> int:

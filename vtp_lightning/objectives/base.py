@@ -363,7 +363,9 @@ class TokenizerModule(pl.LightningModule):
         if fused is None:
             return all(p.is_cuda for p in params) or None
         if fused and len({p.device.type for p in params}) > 1:
-            raise ConfigError("fused_optimizer: true needs every parameter on one device type; set it to null")
+            raise ConfigError(
+                "fused_optimizer: true needs every parameter on one device type; set it to null"
+            )
         return bool(fused) or None
 
     def configure_optimizers(self) -> dict[str, Any]:
