@@ -6,6 +6,7 @@ run a shell command that creates a marker file: the marker must never appear.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
+from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint, open_tensors_only_first
 from vtp_lightning.cli import main as cli_main
 from vtp_lightning.errors import CheckpointError, VTPError
 from vtp_lightning.export import main as export_main
@@ -120,6 +121,37 @@ def test_lightning_reads_checkpoints_through_the_safe_loader_whatever_weights_on
     path, marker = hostile
     with pytest.raises(CheckpointError, match="pickled"):
         SafeCheckpointIO().load_checkpoint(path, weights_only=False)
+    assert not marker.exists()
+
+
+def test_lightnings_fsdp_opens_a_checkpoint_tensors_only_before_its_own_unpickler(
+    hostile: tuple[Path, Path],
+) -> None:
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    path, marker = hostile
+    strategy = FSDPStrategy()
+    open_tensors_only_first(strategy)
+    with pytest.raises(CheckpointError, match="pickled"):
+        strategy.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_last_checkpoint_that_lightning_resolves_is_refused_under_a_strategy_with_its_own_reader(
+    hostile: tuple[Path, Path],
+    tmp_path: Path,
+    shrunk_cli_args: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--ckpt_path last`` is resolved inside Lightning, past the CLI's own check of user paths."""
+    path, marker = hostile
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(path.read_bytes())
+    strategy = {"trainer.strategy": json.dumps({"class_path": "own_reader_strategy.OwnReaderStrategy"})}
+    assert cli_main(shrunk_cli_args(AE_CONFIG, run, max_steps=1, ckpt_path="last", **strategy)) == 2
+    (error,) = _error_lines(capsys.readouterr().err)
+    assert "last.ckpt" in error and "pickled" in error
     assert not marker.exists()
 
 

@@ -12,7 +12,9 @@ Writing: :class:`SafeCheckpointIO` writes a checkpoint to a temporary file besid
 renames it into place, so a kill during the save never leaves a truncated ``last.ckpt`` (Lightning's
 own writer stages the file in ``$TMPDIR``, which is a copy, not a rename, when that is another
 filesystem). The same plugin reads checkpoints with :func:`load_checkpoint`, whatever ``weights_only``
-Lightning asks for.
+Lightning asks for. A strategy that reads checkpoints its own way instead (Lightning's FSDP: its lazy
+unpickler imports whatever class the file names) gets the file opened tensors-only first
+(:func:`open_tensors_only_first`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.strategies import Strategy
 
 from vtp_lightning.errors import CheckpointError
 from vtp_lightning.renamed_options import migrate_hparams
@@ -91,6 +94,27 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def open_tensors_only_first(strategy: Strategy) -> None:
+    """Make ``strategy`` refuse a checkpoint with pickled code before it reads the file its own way.
+
+    The base strategy reads through the checkpoint IO plugin (:class:`SafeCheckpointIO`), but
+    Lightning's FSDP reads a full checkpoint with its own unpickler, which imports any class the
+    file names (code runs), and this includes the ``last``/``best`` paths Lightning resolves itself,
+    which the CLI never sees. So such a strategy first opens the file (a sharded checkpoint: its
+    ``meta.pt``) with :func:`load_checkpoint`, tensors memory-mapped, not read.
+    """
+    if type(strategy).load_checkpoint is Strategy.load_checkpoint:
+        return
+    read_its_own_way = strategy.load_checkpoint
+
+    def load(checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
+        path = Path(checkpoint_path)
+        load_checkpoint(path / "meta.pt" if path.is_dir() else path, mmap=True)
+        return read_its_own_way(checkpoint_path, *args, **kwargs)
+
+    strategy.load_checkpoint = load  # type: ignore[method-assign]
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

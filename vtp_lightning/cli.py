@@ -22,7 +22,13 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from vtp_lightning.checkpoints import CLASS_KEY, SafeCheckpointIO, check_written_by, load_checkpoint
+from vtp_lightning.checkpoints import (
+    CLASS_KEY,
+    SafeCheckpointIO,
+    check_written_by,
+    load_checkpoint,
+    open_tensors_only_first,
+)
 from vtp_lightning.config_files import expanded_config_args, load_config
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.errors import CheckpointError, VTPError
@@ -122,6 +128,7 @@ class VTPCLI(LightningCLI):
             ]
         kwargs["plugins"] = _with_safe_checkpoint_io(self._get(self.config_init, "trainer.plugins"))
         trainer = super().instantiate_trainer(**kwargs)
+        open_tensors_only_first(trainer.strategy)
         _progress_bar_in_use[0] = trainer.progress_bar_callback is not None
         return trainer
 
