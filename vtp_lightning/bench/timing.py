@@ -38,11 +38,6 @@ def interleaved_times(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[st
     return times
 
 
-def interleaved_medians(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Median seconds per function over :func:`interleaved_times`' rounds."""
-    return {name: statistics.median(t) for name, t in interleaved_times(fns, rounds).items()}
-
-
 def paired_ratios(reference: list[float], ours: list[float]) -> tuple[float, float, float]:
     """Median, lowest and highest of the per-round ratios ``reference / ours`` (rounds paired by index).
 
