@@ -1,4 +1,5 @@
-"""A strategy that reads checkpoints its own way, unpickling anything (as Lightning's FSDP does).
+"""A strategy that reads checkpoints its own way, as Lightning's FSDP does: with Lightning's lazy
+unpickler (``_lazy_load``, FSDP's reader for a full checkpoint), which imports any class the file names.
 
 FSDP needs a GPU, so the CLI test stands this single-device strategy in for it: it bypasses the
 checkpoint IO plugin exactly where FSDP does, in ``load_checkpoint``.
@@ -6,10 +7,9 @@ checkpoint IO plugin exactly where FSDP does, in ``load_checkpoint``.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from typing import Any
 
+from lightning.fabric.utilities.load import _lazy_load, _materialize_tensors
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
 
@@ -18,6 +18,4 @@ class OwnReaderStrategy(SingleDeviceStrategy):
         super().__init__(device="cpu")
 
     def load_checkpoint(self, checkpoint_path: Any, weights_only: bool | None = None) -> Any:
-        with zipfile.ZipFile(checkpoint_path) as archive:
-            pickled = next(name for name in archive.namelist() if name.endswith("data.pkl"))
-            return pickle.loads(archive.read(pickled))  # noqa: S301 - the unsafe reader under test
+        return _materialize_tensors(_lazy_load(checkpoint_path))
