@@ -137,6 +137,22 @@ def test_lightnings_fsdp_opens_a_checkpoint_tensors_only_before_its_own_unpickle
     assert not marker.exists()
 
 
+def test_a_sharded_checkpoint_folder_has_its_metadata_file_opened_tensors_only_first(
+    hostile: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    path, marker = hostile
+    folder = tmp_path / "sharded.ckpt"
+    folder.mkdir()
+    (folder / "meta.pt").write_bytes(path.read_bytes())
+    strategy = FSDPStrategy()
+    open_tensors_only_first(strategy)
+    with pytest.raises(CheckpointError, match="pickled"):
+        strategy.load_checkpoint(folder)
+    assert not marker.exists()
+
+
 def test_a_last_checkpoint_that_lightning_resolves_is_refused_under_a_strategy_with_its_own_reader(
     hostile: tuple[Path, Path],
     tmp_path: Path,

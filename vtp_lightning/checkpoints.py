@@ -103,7 +103,8 @@ def open_tensors_only_first(strategy: Strategy) -> None:
     Lightning's FSDP reads a full checkpoint with its own unpickler, which imports any class the
     file names (code runs), and this includes the ``last``/``best`` paths Lightning resolves itself,
     which the CLI never sees. So such a strategy first opens the file (a sharded checkpoint: its
-    ``meta.pt``) with :func:`load_checkpoint`, tensors memory-mapped, not read.
+    ``meta.pt``) with :func:`load_checkpoint`, tensors memory-mapped, not read. (A sharded folder's
+    ``torch.distributed.checkpoint`` ``.metadata`` is still plain-unpickled by torch: not covered.)
     """
     if type(strategy).load_checkpoint is Strategy.load_checkpoint:
         return
@@ -111,7 +112,10 @@ def open_tensors_only_first(strategy: Strategy) -> None:
 
     def load(checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
         path = Path(checkpoint_path)
-        load_checkpoint(path / "meta.pt" if path.is_dir() else path, mmap=True)
+        if not path.is_dir():
+            load_checkpoint(path, mmap=True)
+        elif (path / "meta.pt").is_file():  # a sharded checkpoint: Lightning's metadata file
+            load_checkpoint(path / "meta.pt", mmap=True)
         return read_its_own_way(checkpoint_path, *args, **kwargs)
 
     strategy.load_checkpoint = load  # type: ignore[method-assign]
