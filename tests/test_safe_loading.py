@@ -124,32 +124,23 @@ def test_lightning_reads_checkpoints_through_the_safe_loader_whatever_weights_on
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("layout", ["full file", "sharded folder"])
 def test_lightnings_fsdp_opens_a_checkpoint_tensors_only_before_its_own_unpickler(
-    hostile: tuple[Path, Path],
+    layout: str, hostile: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    """A full checkpoint file, or a sharded folder's ``meta.pt``, is refused before FSDP reads it."""
     from lightning.pytorch.strategies import FSDPStrategy
 
     path, marker = hostile
+    if layout == "sharded folder":
+        folder = tmp_path / "sharded.ckpt"
+        folder.mkdir()
+        (folder / "meta.pt").write_bytes(path.read_bytes())
+        path = folder
     strategy = FSDPStrategy()
     open_tensors_only_first(strategy)
     with pytest.raises(CheckpointError, match="pickled"):
         strategy.load_checkpoint(path)
-    assert not marker.exists()
-
-
-def test_a_sharded_checkpoint_folder_has_its_metadata_file_opened_tensors_only_first(
-    hostile: tuple[Path, Path], tmp_path: Path
-) -> None:
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    path, marker = hostile
-    folder = tmp_path / "sharded.ckpt"
-    folder.mkdir()
-    (folder / "meta.pt").write_bytes(path.read_bytes())
-    strategy = FSDPStrategy()
-    open_tensors_only_first(strategy)
-    with pytest.raises(CheckpointError, match="pickled"):
-        strategy.load_checkpoint(folder)
     assert not marker.exists()
 
 
