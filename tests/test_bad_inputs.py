@@ -38,6 +38,25 @@ def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
     return error
 
 
+# ----------------------------------------------------------------------------- trainer settings
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [("nonsense", "invalid strategy name"), ("fsdp", "requires a GPU accelerator")],
+)
+def test_a_trainer_setting_lightning_refuses_is_one_error_line(
+    setting: str,
+    named: str,
+    tmp_path: Path,
+    shrunk_cli_args: Callable[..., list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = tmp_path / "run"
+    assert cli_main(shrunk_cli_args(AE_CONFIG, run, **{"trainer.strategy": setting})) == 2
+    error = _one_error(capsys)
+    assert "trainer" in error and named in error and setting in error.lower()
+    assert not (run / "checkpoints").exists()
+
+
 # ------------------------------------------------------------------------------- caption files
 @pytest.mark.parametrize("kind", ["jsonl", "csv"])
 def test_a_caption_file_with_non_utf8_bytes_names_the_file_and_line(kind: str, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from vtp_lightning.checkpoints import (
     CLASS_KEY,
@@ -31,7 +32,7 @@ from vtp_lightning.checkpoints import (
 )
 from vtp_lightning.config_files import expanded_config_args, load_config
 from vtp_lightning.data import VTPDataModule
-from vtp_lightning.errors import CheckpointError, VTPError
+from vtp_lightning.errors import CheckpointError, ConfigError, VTPError
 from vtp_lightning.renamed_options import refuse_renamed_options
 from vtp_lightning.run_history import ResumedCSVLogger
 
@@ -127,7 +128,10 @@ class VTPCLI(LightningCLI):
                 TensorBoardLogger(save_dir=root, name="tensorboard", version=""),
             ]
         kwargs["plugins"] = _with_safe_checkpoint_io(self._get(self.config_init, "trainer.plugins"))
-        trainer = super().instantiate_trainer(**kwargs)
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except (ValueError, MisconfigurationException) as exc:  # e.g. a strategy name Lightning lacks
+            raise ConfigError(f"trainer settings: {str(exc).splitlines()[0]}") from exc
         open_tensors_only_first(trainer.strategy)
         _progress_bar_in_use[0] = trainer.progress_bar_callback is not None
         return trainer
