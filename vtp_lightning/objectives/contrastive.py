@@ -12,6 +12,7 @@ from torch import nn
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.losses.contrastive import ClipLoss, SigLipLoss
 from vtp_lightning.models.text import TextConfig, build_text_tower, load_openclip_text_weights
+from vtp_lightning.models.text_live_tokens import check_live_token_support, live_token_text_forward
 from vtp_lightning.objectives.objective import ObjectiveOutput
 
 
@@ -28,6 +29,10 @@ class ContrastiveMixin:
         clip_text_context_length: maximum caption length in BPE tokens (VTP: 77).
         clip_text_vocab_size: BPE vocabulary size (OpenAI CLIP: 49408).
         clip_text_weights: optional local OpenCLIP checkpoint to initialise the text tower from.
+        clip_text_live_tokens_only: run the text tower on each caption's tokens up to its EOT only
+            (:mod:`vtp_lightning.models.text_live_tokens`): the same embedding, ~2x less text-tower
+            work at half-full captions; gradients differ from the full forward in float rounding,
+            so off by default (the archived grid numbers stay reproducible), on in the scale presets.
         clip_drop_path: stochastic depth of the encoder pass that feeds CLIP.
         clip_logit_scale_init: initial log temperature (ln(1/0.07) for CLIP).
         clip_logit_scale_max: upper clamp of the log temperature (ln 100), applied to the parameter
@@ -46,6 +51,7 @@ class ContrastiveMixin:
         clip_text_context_length: int = 32,
         clip_text_vocab_size: int = 49408,
         clip_text_weights: str | None = None,
+        clip_text_live_tokens_only: bool = False,
         clip_drop_path: float = 0.0,
         clip_logit_scale_init: float = math.log(1 / 0.07),
         clip_logit_scale_max: float = math.log(100.0),
@@ -63,6 +69,9 @@ class ContrastiveMixin:
         self.text_tower = build_text_tower(self.text_config)
         if clip_text_weights:
             load_openclip_text_weights(self.text_tower, clip_text_weights)
+        if clip_text_live_tokens_only:
+            check_live_token_support(self.text_tower)
+        self._text_live_tokens_only = clip_text_live_tokens_only
         self.clip_image_proj = nn.Linear(self.encoder.width, clip_embed_dim, bias=False)
         nn.init.normal_(self.clip_image_proj.weight, std=self.encoder.width**-0.5)
         self.logit_scale = nn.Parameter(torch.tensor(float(clip_logit_scale_init)))
@@ -98,6 +107,8 @@ class ContrastiveMixin:
                 f"captions have {tokens.shape[1]} tokens but the text tower's context is "
                 f"{self.text_config.context_length}; set data.context_length <= model.init_args.clip_text_context_length"
             )
+        if self._text_live_tokens_only:
+            return F.normalize(live_token_text_forward(self.text_tower, tokens), dim=-1)
         return F.normalize(self.text_tower(tokens), dim=-1)
 
     def _clip_objective(self, batch: dict[str, Any]) -> ObjectiveOutput:

@@ -1,0 +1,96 @@
+"""The text tower's pooled embedding computed from the tokens that can reach it, and no others.
+
+open_clip's text transformer is causal and pools at each caption's EOT token (the highest BPE id),
+so the padding after the EOT never influences the embedding, yet its forward runs every layer on
+every one of the ``context_length`` positions. Captions are short (a 77-token context holds about
+15-20 BPE tokens of a typical alt-text), so most of the tower's work is on padding.
+
+This forward runs open_clip's own modules (embeddings, ``ln_1``/``ln_2``, the attention's packed
+in-projection and out-projection, the MLP, ``ln_final``, the projection) on the live tokens only,
+packed as one ``(T, width)`` matrix. Attention, the only step that mixes tokens, scatters the
+packed q/k/v into a zero-padded ``(B, heads, L, head_dim)`` layout cut at the longest caption and
+runs causal SDPA there; a live query only attends to earlier positions, which are live. The last
+layer's out-projection and MLP run on the EOT rows alone, the only rows pooled.
+
+Same function as ``tower(text)``; float rounding differs (matrix products over fewer rows sum
+their weight gradients in another order), which is why the module option that selects it is off
+unless asked for. Why not open_clip's own: it has no variable-length path, and nested tensors do
+not reach its ``nn.MultiheadAttention`` in training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import TextTransformer
+from torch import nn
+
+from vtp_lightning.errors import ConfigError
+
+
+def check_live_token_support(tower: TextTransformer) -> None:
+    """Raise ``ConfigError`` unless ``tower`` is the causal, argmax-pooled, self-attention tower this supports."""
+    problems = []
+    if tower.cls_emb is not None or getattr(tower, "use_pad_mask", False):
+        problems.append("a class token or padding mask")
+    if tower.pool_type != "argmax":
+        problems.append(f"pool_type {tower.pool_type!r} (needs 'argmax')")
+    if tower.attn_mask is None:
+        problems.append("no causal mask")
+    if not tower.transformer.batch_first:
+        problems.append("sequence-first layout")
+    for block in tower.transformer.resblocks:
+        attn = getattr(block, "attn", None)
+        if (
+            not isinstance(attn, nn.MultiheadAttention)
+            or attn.in_proj_weight is None
+            or hasattr(block, "ln_1_kv")
+        ):
+            problems.append("a block without packed self-attention")
+            break
+    if problems:
+        raise ConfigError(
+            "clip_text_live_tokens_only needs open_clip's causal text tower with EOT (argmax) pooling; this "
+            f"tower has {', '.join(problems)}. Set model.init_args.clip_text_live_tokens_only to false."
+        )
+
+
+def live_token_text_forward(tower: TextTransformer, text: torch.Tensor) -> torch.Tensor:
+    """``tower(text)`` (the projected EOT embedding, ``(B, embed_dim)``) computed on live tokens only."""
+    batch, _ = text.shape
+    eot = text.argmax(dim=-1)  # the pooled position (first highest id, as open_clip's argmax pool)
+    length = int(eot.max()) + 1  # no caption has a live token past this
+    positions = torch.arange(length, device=text.device)
+    live = positions[None, :] <= eot[:, None]  # (B, L): the tokens the pooled output depends on
+    cast_dtype = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(text[:, :length][live]).to(cast_dtype)
+    x = x + tower.positional_embedding[positions.expand(batch, -1)[live]].to(cast_dtype)
+    # Row of each caption's EOT in the packed matrix: live tokens are packed caption by caption.
+    eot_rows = torch.cumsum(eot + 1, dim=0) - 1
+    blocks = list(tower.transformer.resblocks)
+    for index, block in enumerate(blocks):
+        attended = _causal_attention(block, block.ln_1(x), live)
+        if index == len(blocks) - 1:
+            x, attended = x[eot_rows], attended[eot_rows]
+        x = x + block.ls_1(block.attn.out_proj(attended))
+        x = x + block.ls_2(block.mlp(block.ln_2(x)))
+    pooled = tower.ln_final(x)
+    projection = tower.text_projection
+    if isinstance(projection, nn.Linear):
+        return projection(pooled)
+    return pooled @ projection if projection is not None else pooled
+
+
+def _causal_attention(block: nn.Module, h: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """Multi-head causal self-attention of packed rows ``h`` ``(T, W)``; returns the heads' output ``(T, W)``
+    before the out-projection (which the caller applies to the rows it keeps)."""
+    attn: nn.MultiheadAttention = block.attn
+    batch, length = live.shape
+    width, heads = attn.embed_dim, attn.num_heads
+    qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)  # (T, 3W)
+    padded = qkv.new_zeros(batch, length, 3 * width).index_put((*live.nonzero(as_tuple=True),), qkv)
+    q, k, v = padded.view(batch, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
+    out = F.scaled_dot_product_attention(
+        q, k, v, dropout_p=attn.dropout if attn.training else 0.0, is_causal=True
+    )
+    return out.transpose(1, 2).reshape(batch, length, width)[live]
