@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from vtp_lightning.bench.sizes import BenchSize
+from vtp_lightning.objectives.ssl_views import masked_patch_tokens
 from vtp_lightning.tokenizer import VTPTokenizer
 
 
@@ -33,11 +34,11 @@ class UnsharedVTPTokenizer(VTPTokenizer):
         teacher = self.teacher["ssl_head"]
         with torch.no_grad():
             teacher_cls = teacher(views["teacher_global"]["cls"])
-            teacher_masked = teacher(views["teacher_global"]["patch"][flat])
+            teacher_masked = teacher(masked_patch_tokens(views["teacher_global"], flat))
         return {
             "student_global_cls": self.ssl_head(views["student_global"]["cls"]),
             "student_local_cls": self.ssl_head(views["student_local"]["cls"]),
-            "student_masked": self.ssl_head(views["student_global"]["patch"][flat]),
+            "student_masked": self.ssl_head(masked_patch_tokens(views["student_global"], flat)),
             "teacher_cls": teacher_cls,
             "teacher_masked": teacher_masked,
             "sample_index": flat.nonzero()[:, 0],

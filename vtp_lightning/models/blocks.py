@@ -15,7 +15,7 @@ from timm.layers import Mlp, RmsNormFp32, SwiGLU
 from torch import nn
 
 from vtp_lightning.models.rope import apply_rope
-from vtp_lightning.models.stochastic_depth import add_residual_on_kept_rows
+from vtp_lightning.models.stochastic_depth import add_residual_on_kept_rows, add_residual_on_kept_samples
 
 
 def make_norm(kind: str, dim: int, eps: float = 1e-6) -> nn.Module:
@@ -92,6 +92,29 @@ class Block(nn.Module):
             x, lambda rows: self.attention_branch(rows, rope, num_prefix), drop_rate, self.training
         )
         return add_residual_on_kept_rows(x, self.ffn_branch, drop_rate, self.training)
+
+    def forward_selected(
+        self,
+        x: torch.Tensor,
+        selected: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        num_prefix: int = 0,
+        drop_rate: float = 0.0,
+    ) -> torch.Tensor:
+        """The block's output at the ``selected`` tokens only: ``(B, T)`` bool -> ``(M, D)`` rows, in
+        ``selected.nonzero()`` order.
+
+        Every token is still a key and value of the attention, so it runs on all of them; the FFN,
+        token-wise, runs on the selected rows alone. Same values as ``forward(x)[selected]``, same
+        stochastic-depth distribution (one draw of kept samples per branch).
+        """
+        x = add_residual_on_kept_rows(
+            x, lambda rows: self.attention_branch(rows, rope, num_prefix), drop_rate, self.training
+        )
+        sample_of_row = selected.nonzero()[:, 0]
+        return add_residual_on_kept_samples(
+            x[selected], sample_of_row, x.shape[0], self.ffn_branch, drop_rate, self.training
+        )
 
     def attention_branch(
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, num_prefix: int

@@ -52,3 +52,28 @@ def add_residual_on_kept_rows(
     flat = x.flatten(1)
     out = torch.index_add(flat, 0, rows, residual.flatten(1).to(x.dtype), alpha=batch / kept)
     return out.view_as(x)
+
+
+def add_residual_on_kept_samples(
+    rows: torch.Tensor,
+    sample_of_row: torch.Tensor,
+    batch: int,
+    branch: Callable[[torch.Tensor], torch.Tensor],
+    drop_rate: float,
+    training: bool,
+) -> torch.Tensor:
+    """:func:`add_residual_on_kept_rows` for token rows ``(M, D)`` gathered from a batch of ``batch`` samples.
+
+    The same sample-level draw (``k`` of ``batch`` samples keep the branch, weighted ``batch / k``),
+    applied to the rows of the kept samples; ``sample_of_row`` ``(M,)`` says which sample each row
+    came from. Used where a block computes only some tokens of each sample.
+    """
+    if not training or drop_rate <= 0.0:
+        return rows + branch(rows)
+    kept = kept_row_count(batch, drop_rate)
+    if kept == batch:
+        return rows + branch(rows)
+    samples = torch.randperm(batch, device=rows.device)[:kept]
+    index = torch.isin(sample_of_row, samples).nonzero().squeeze(1)
+    residual = branch(rows[index])
+    return torch.index_add(rows, 0, index, residual.to(rows.dtype), alpha=batch / kept)

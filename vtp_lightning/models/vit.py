@@ -84,6 +84,10 @@ class ViTConfig:
     def grid(self) -> int:
         return self.image_size // self.patch_size
 
+    def grid_of(self, size: tuple[int, int] | torch.Size) -> tuple[int, int]:
+        """Patch grid ``(h, w)`` of an image of ``size`` ``(H, W)`` (the patch embedding's output)."""
+        return size[0] // self.patch_size, size[1] // self.patch_size
+
 
 class ViTEncoder(nn.Module):
     """Patchify -> [CLS] + patch tokens -> blocks -> final norm."""
@@ -132,6 +136,7 @@ class ViTEncoder(nn.Module):
         masks: torch.Tensor | None = None,
         drop_path_rate: float = 0.0,
         drop_path_schedule: DropPathSchedule = "linear",
+        patch_rows: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Encode normalised images.
 
@@ -142,9 +147,13 @@ class ViTEncoder(nn.Module):
             drop_path_schedule: ``linear``: the rate rises from 0 at the first block to ``drop_path_rate``
                 at the last (DINOv2's default); ``uniform``: every block drops at ``drop_path_rate`` (the
                 official VTP code, DINOv2's large configs), which computes less at the same rate.
+            patch_rows: optional ``(B, N)`` bool, the only patch tokens the caller reads (e.g. iBOT's
+                masked patches; none for a CLS-only loss). The last block's FFN and the final norm then
+                run on the CLS tokens and these rows alone (:meth:`Block.forward_selected`).
 
         Returns:
-            ``cls`` (B, D) and ``patch`` (B, N, D) after the final norm, and ``grid`` (h, w).
+            ``cls`` (B, D) and ``patch`` (B, N, D) after the final norm, and ``grid`` (h, w); with
+            ``patch_rows``, ``patch_rows`` (M, D) in ``patch_rows.nonzero()`` order instead of ``patch``.
         """
         x = self.patch_embed(images)
         b, d, h, w = x.shape
@@ -155,12 +164,20 @@ class ViTEncoder(nn.Module):
             x = x + self._absolute_positions(h, w)
         rope = self.rope.tables(h, w, x.dtype) if self.rope is not None else None
         x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
-        for block, rate in zip(
-            self.blocks, drop_path_rates(drop_path_rate, len(self.blocks), drop_path_schedule)
-        ):
+        rates = drop_path_rates(drop_path_rate, len(self.blocks), drop_path_schedule)
+        last = len(self.blocks) - 1 if patch_rows is not None else len(self.blocks)
+        for block, rate in zip(self.blocks[:last], rates[:last]):
             x = block(x, rope=rope, num_prefix=1, drop_rate=rate)
-        x = self.norm(x)
-        return {"cls": x[:, 0], "patch": x[:, 1:], "grid": torch.tensor([h, w])}
+        grid = torch.tensor([h, w])
+        if patch_rows is None:
+            x = self.norm(x)
+            return {"cls": x[:, 0], "patch": x[:, 1:], "grid": grid}
+        if patch_rows.shape != (b, h * w):
+            raise ConfigError(f"patch_rows has shape {tuple(patch_rows.shape)}; expected {(b, h * w)}")
+        selected = torch.cat([patch_rows.new_ones(b, 1), patch_rows.bool()], dim=1)
+        rows = self.norm(self.blocks[last].forward_selected(x, selected, rope, 1, rates[last]))
+        is_cls = selected.nonzero()[:, 1] == 0  # each sample's rows: its CLS first, then its patches
+        return {"cls": rows[is_cls], "patch_rows": rows[~is_cls], "grid": grid}
 
 
 def drop_path_rates(rate: float, depth: int, schedule: DropPathSchedule) -> list[float]:

@@ -241,11 +241,20 @@ class TokenizerModule(pl.LightningModule):
         return self.step_cache[cache_key]
 
     def student_encode(
-        self, images: torch.Tensor, *, masks: torch.Tensor | None = None, drop_path_rate: float = 0.0
+        self,
+        images: torch.Tensor,
+        *,
+        masks: torch.Tensor | None = None,
+        drop_path_rate: float = 0.0,
+        patch_rows: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         """One uncached student encoder pass, stochastic depth spread by ``drop_path_schedule``."""
         return self.encoder(
-            images, masks=masks, drop_path_rate=drop_path_rate, drop_path_schedule=self._drop_path_schedule
+            images,
+            masks=masks,
+            drop_path_rate=drop_path_rate,
+            drop_path_schedule=self._drop_path_schedule,
+            patch_rows=patch_rows,
         )
 
     @property

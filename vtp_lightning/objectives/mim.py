@@ -12,7 +12,7 @@ from vtp_lightning.errors import ConfigError
 from vtp_lightning.losses.ibot import IBOTPatchLoss
 from vtp_lightning.losses.teacher_targets import make_teacher_targets, target_entropies
 from vtp_lightning.objectives.objective import ObjectiveOutput
-from vtp_lightning.objectives.ssl_views import SSLViewsMixin
+from vtp_lightning.objectives.ssl_views import SSLViewsMixin, masked_patch_tokens
 
 
 class MIMMixin(SSLViewsMixin):
@@ -54,7 +54,7 @@ class MIMMixin(SSLViewsMixin):
         flat_masks = views["masks"].flatten(1)  # (2n, N)
         num_masked = flat_masks.sum().float()
         if self.mim_target == "pixel":
-            student_patches = views["student_global"]["patch"][flat_masks]
+            student_patches = masked_patch_tokens(views["student_global"], flat_masks)
             p = self.encoder_config.patch_size
             targets = rearrange(views["global_crops"], "b c (h p) (w q) -> b (h w) (p q c)", p=p, q=p)[
                 flat_masks
