@@ -67,7 +67,7 @@ def test_block_on_selected_tokens_equals_the_full_block_at_those_tokens_under_th
     torch.manual_seed(5)
     full = block(x, drop_rate=drop_rate)[selected]
     torch.manual_seed(5)  # the same stochastic-depth draws: one per branch, over samples
-    rows = block.forward_selected(x, selected, drop_rate=drop_rate)
+    rows = block(x, drop_rate=drop_rate, selected=selected)
     torch.testing.assert_close(rows, full, rtol=1e-5, atol=1e-6)
     (g_full,) = torch.autograd.grad(full.square().sum(), x)
     (g_rows,) = torch.autograd.grad(rows.square().sum(), x)

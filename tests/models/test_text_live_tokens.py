@@ -106,3 +106,14 @@ def test_tokenizer_option_gives_the_same_text_embedding_as_the_full_tower():
     text = captions([4, 11, 15], context=16)
     with torch.no_grad():
         torch.testing.assert_close(live.encode_text(text), full.encode_text(text), rtol=1e-5, atol=1e-6)
+
+
+def test_a_text_block_sharded_as_its_own_fsdp_unit_is_refused_with_the_option_named():
+    from torch.distributed.fsdp import FSDPModule
+
+    tower = small_tower()
+    block = tower.transformer.resblocks[0]
+    # what fully_shard does to a module: its class becomes a subclass of FSDPModule
+    block.__class__ = type("FSDPResidualAttentionBlock", (FSDPModule, type(block)), {})
+    with pytest.raises(ConfigError, match="clip_text_live_tokens_only"):
+        live_token_text_forward(tower, captions([3, 5]))

@@ -20,8 +20,10 @@ from vtp_lightning.tokenizer import VTPTokenizer
 class UnsharedVTPTokenizer(VTPTokenizer):
     """The same model computed the straightforward way: no work shared between objectives.
 
-    CLIP and reconstruction each run their own encoder pass over the batch, and the DINO head is
-    called once per input (student global CLS, local CLS, masked patches; teacher CLS, patches).
+    CLIP and reconstruction each run their own encoder pass over the batch, the DINO head is called
+    once per input (student global CLS, local CLS, masked patches; teacher CLS, patches), and every
+    token goes through every layer (``build_suite_model`` switches off the live-token text tower and
+    the scored-tokens last block).
     """
 
     def encode_cached(self, key: Any, images: torch.Tensor, **kwargs: Any) -> dict[str, Any]:
@@ -47,8 +49,10 @@ class UnsharedVTPTokenizer(VTPTokenizer):
 
 def build_suite_model(size: BenchSize, unshared: bool = False, compile_blocks: bool = False) -> VTPTokenizer:
     torch.manual_seed(0)
-    cls = UnsharedVTPTokenizer if unshared else VTPTokenizer
-    model = cls(**{**size.model, "compile_blocks": compile_blocks})
+    options = {**size.model, "compile_blocks": compile_blocks}
+    if unshared:
+        options |= {"clip_text_live_tokens_only": False, "ssl_scored_tokens_only": False}
+    model = (UnsharedVTPTokenizer if unshared else VTPTokenizer)(**options)
     model.configure_model()
     return model.train()
 

@@ -86,31 +86,23 @@ class Block(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         num_prefix: int = 0,
         drop_rate: float = 0.0,
+        selected: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        # Sample-level stochastic depth: each branch runs only on the samples it keeps, as in DINOv2.
-        x = add_residual_on_kept_rows(
-            x, lambda rows: self.attention_branch(rows, rope, num_prefix), drop_rate, self.training
-        )
-        return add_residual_on_kept_rows(x, self.ffn_branch, drop_rate, self.training)
+        """``(B, T, D)`` -> ``(B, T, D)``; with ``selected`` ``(B, T)`` bool, only the selected tokens'
+        outputs, ``(M, D)`` in ``selected.nonzero()`` order.
 
-    def forward_selected(
-        self,
-        x: torch.Tensor,
-        selected: torch.Tensor,
-        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-        num_prefix: int = 0,
-        drop_rate: float = 0.0,
-    ) -> torch.Tensor:
-        """The block's output at the ``selected`` tokens only: ``(B, T)`` bool -> ``(M, D)`` rows, in
-        ``selected.nonzero()`` order.
-
-        Every token is still a key and value of the attention, so it runs on all of them; the FFN,
-        token-wise, runs on the selected rows alone. Same values as ``forward(x)[selected]``, same
-        stochastic-depth distribution (one draw of kept samples per branch).
+        Sample-level stochastic depth: each branch runs only on the samples it keeps, as in DINOv2.
+        With ``selected``, every token is still a key and value of the attention, so attention runs
+        on all of them; the FFN, token-wise, runs on the selected rows alone. Same values as
+        ``forward(x)[selected]`` and the same stochastic-depth draws (one over samples per branch).
+        (One ``forward`` rather than a second method, so wrappers hooking ``forward``, e.g. FSDP's
+        unsharding, see this call too.)
         """
         x = add_residual_on_kept_rows(
             x, lambda rows: self.attention_branch(rows, rope, num_prefix), drop_rate, self.training
         )
+        if selected is None:
+            return add_residual_on_kept_rows(x, self.ffn_branch, drop_rate, self.training)
         sample_of_row = selected.nonzero()[:, 0]
         return add_residual_on_kept_samples(
             x[selected], sample_of_row, x.shape[0], self.ffn_branch, drop_rate, self.training

@@ -27,6 +27,13 @@ from torch import nn
 
 from vtp_lightning.errors import ConfigError
 
+try:
+    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+
+    _SHARDED_UNITS: tuple[type, ...] = (FSDPModule, FullyShardedDataParallel)
+except ImportError:  # a torch built without distributed
+    _SHARDED_UNITS = ()
+
 
 def check_live_token_support(tower: TextTransformer) -> None:
     """Raise ``ConfigError`` unless ``tower`` is the causal, argmax-pooled, self-attention tower this supports."""
@@ -57,6 +64,13 @@ def check_live_token_support(tower: TextTransformer) -> None:
 
 def live_token_text_forward(tower: TextTransformer, text: torch.Tensor) -> torch.Tensor:
     """``tower(text)`` (the projected EOT embedding, ``(B, embed_dim)``) computed on live tokens only."""
+    if any(isinstance(m, _SHARDED_UNITS) for m in tower.modules()):
+        # FSDP gathers a unit's parameters in its forward hook; the calls below bypass that forward.
+        raise ConfigError(
+            "clip_text_live_tokens_only calls the text blocks' layers directly, which FSDP units inside the "
+            "text tower do not support; wrap only the whole model (no auto_wrap_policy) or set "
+            "model.init_args.clip_text_live_tokens_only to false."
+        )
     batch, _ = text.shape
     eot = text.argmax(dim=-1)  # the pooled position (first highest id, as open_clip's argmax pool)
     length = int(eot.max()) + 1  # no caption has a live token past this

@@ -149,7 +149,7 @@ class ViTEncoder(nn.Module):
                 official VTP code, DINOv2's large configs), which computes less at the same rate.
             patch_rows: optional ``(B, N)`` bool, the only patch tokens the caller reads (e.g. iBOT's
                 masked patches; none for a CLS-only loss). The last block's FFN and the final norm then
-                run on the CLS tokens and these rows alone (:meth:`Block.forward_selected`).
+                run on the CLS tokens and these rows alone (:meth:`Block.forward` with ``selected``).
 
         Returns:
             ``cls`` (B, D) and ``patch`` (B, N, D) after the final norm, and ``grid`` (h, w); with
@@ -175,7 +175,9 @@ class ViTEncoder(nn.Module):
         if patch_rows.shape != (b, h * w):
             raise ConfigError(f"patch_rows has shape {tuple(patch_rows.shape)}; expected {(b, h * w)}")
         selected = torch.cat([patch_rows.new_ones(b, 1), patch_rows.bool()], dim=1)
-        rows = self.norm(self.blocks[last].forward_selected(x, selected, rope, 1, rates[last]))
+        rows = self.norm(
+            self.blocks[last](x, rope=rope, num_prefix=1, drop_rate=rates[last], selected=selected)
+        )
         is_cls = selected.nonzero()[:, 1] == 0  # each sample's rows: its CLS first, then its patches
         return {"cls": rows[is_cls], "patch_rows": rows[~is_cls], "grid": grid}
 
