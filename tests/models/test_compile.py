@@ -54,3 +54,21 @@ def test_a_deep_copy_of_a_compiled_encoder_runs_its_own_weights() -> None:
     images = torch.randn(2, 3, 16, 16)
     assert twin.blocks[0].attention_branch.args[0] is twin.blocks[0]
     assert not torch.allclose(twin(images)["patch"], encoder(images)["patch"])
+
+
+def test_scored_rows_last_block_adds_one_ffn_graph_per_grad_mode_and_matches_eager() -> None:
+    torch._dynamo.reset()
+    counters.clear()
+    eager = _encoder().train()
+    compiled = copy.deepcopy(eager)
+    compile_block_branches(compiled, backend="eager")
+    for batch, share in [(6, 0.3), (4, 0.5), (7, 0.2)]:  # the number of scored rows varies each step
+        images = torch.randn(batch, 3, 16, 16)
+        rows = torch.rand(batch, 16) < share
+        out_c = compiled(images, patch_rows=rows)
+        torch.testing.assert_close(out_c["patch_rows"], eager(images, patch_rows=rows)["patch_rows"])
+        out_c["cls"].sum().backward()
+    with torch.no_grad():  # the teacher's pass
+        compiled(torch.randn(4, 3, 16, 16), patch_rows=torch.rand(4, 16) < 0.3)
+    # attention with and without gradients; the FFN on (B, T, D) and on (M, D) rows, each in both modes
+    assert counters["stats"]["unique_graphs"] == 6

@@ -9,8 +9,9 @@ Recompiles: the batch and token dimensions (and the RoPE tables' token dimension
 dynamic before each call, so crop sizes (global, local, decoder grid) and the varying number of
 kept rows reuse one graph. What still gets its own graph is each distinct grad mode (the EMA
 teacher runs under ``no_grad``), prefix-token count (encoder with CLS, decoder without) and a
-one-row batch (dynamo specialises sizes 0 and 1; stochastic depth can keep a single row): at most
-about five graphs per branch in a full VTP step, under dynamo's default cache limit of 8.
+one-row batch (dynamo specialises sizes 0 and 1; stochastic depth can keep a single row), and the
+FFN on gathered ``(M, D)`` rows (``ssl_scored_tokens_only``'s last block): at most about five graphs
+per branch in a full VTP step, under dynamo's default cache limit of 8.
 """
 
 from __future__ import annotations
