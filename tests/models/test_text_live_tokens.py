@@ -117,3 +117,10 @@ def test_a_text_block_sharded_as_its_own_fsdp_unit_is_refused_with_the_option_na
     block.__class__ = type("FSDPResidualAttentionBlock", (FSDPModule, type(block)), {})
     with pytest.raises(ConfigError, match="clip_text_live_tokens_only"):
         live_token_text_forward(tower, captions([3, 5]))
+
+
+def test_grad_checkpointing_on_the_tower_is_refused_rather_than_silently_skipped():
+    tower = small_tower()
+    tower.set_grad_checkpointing(True)
+    with pytest.raises(ConfigError, match="grad checkpointing"):
+        live_token_text_forward(tower, captions([3, 5]))

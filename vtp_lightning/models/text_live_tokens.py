@@ -71,6 +71,11 @@ def live_token_text_forward(tower: TextTransformer, text: torch.Tensor) -> torch
             "text tower do not support; wrap only the whole model (no auto_wrap_policy) or set "
             "model.init_args.clip_text_live_tokens_only to false."
         )
+    if tower.transformer.grad_checkpointing:
+        raise ConfigError(
+            "clip_text_live_tokens_only does not recompute activations (open_clip's grad checkpointing is "
+            "on for the text tower); switch one of them off."
+        )
     batch, _ = text.shape
     eot = text.argmax(dim=-1)  # the pooled position (first highest id, as open_clip's argmax pool)
     length = int(eot.max()) + 1  # no caption has a live token past this
