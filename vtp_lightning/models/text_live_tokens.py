@@ -80,15 +80,17 @@ def live_token_text_forward(tower: TextTransformer, text: torch.Tensor) -> torch
     eot = text.argmax(dim=-1)  # the pooled position (first highest id, as open_clip's argmax pool)
     length = int(eot.max()) + 1  # no caption has a live token past this
     positions = torch.arange(length, device=text.device)
-    live = positions[None, :] <= eot[:, None]  # (B, L): the tokens the pooled output depends on
+    # (caption, position) of every token the pooled output depends on, found once (on a GPU each
+    # boolean-mask lookup would wait for the device)
+    live = (positions[None, :] <= eot[:, None]).nonzero(as_tuple=True)
     cast_dtype = tower.transformer.get_cast_dtype()
-    x = tower.token_embedding(text[:, :length][live]).to(cast_dtype)
-    x = x + tower.positional_embedding[positions.expand(batch, -1)[live]].to(cast_dtype)
+    x = tower.token_embedding(text[live]).to(cast_dtype)
+    x = x + tower.positional_embedding[live[1]].to(cast_dtype)
     # Row of each caption's EOT in the packed matrix: live tokens are packed caption by caption.
     eot_rows = torch.cumsum(eot + 1, dim=0) - 1
     blocks = list(tower.transformer.resblocks)
     for index, block in enumerate(blocks):
-        attended = _causal_attention(block, block.ln_1(x), live)
+        attended = _causal_attention(block, block.ln_1(x), live, (batch, length))
         if index == len(blocks) - 1:
             x, attended = x[eot_rows], attended[eot_rows]
         x = x + block.ls_1(block.attn.out_proj(attended))
@@ -100,16 +102,19 @@ def live_token_text_forward(tower: TextTransformer, text: torch.Tensor) -> torch
     return pooled @ projection if projection is not None else pooled
 
 
-def _causal_attention(block: nn.Module, h: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-    """Multi-head causal self-attention of packed rows ``h`` ``(T, W)``; returns the heads' output ``(T, W)``
-    before the out-projection (which the caller applies to the rows it keeps)."""
+def _causal_attention(
+    block: nn.Module, h: torch.Tensor, live: tuple[torch.Tensor, torch.Tensor], shape: tuple[int, int]
+) -> torch.Tensor:
+    """Multi-head causal self-attention of packed rows ``h`` ``(T, W)`` at ``live`` (caption, position)
+    of a ``shape`` = ``(B, L)`` padded layout; returns the heads' output ``(T, W)`` before the
+    out-projection (which the caller applies to the rows it keeps)."""
     attn: nn.MultiheadAttention = block.attn
-    batch, length = live.shape
+    batch, length = shape
     width, heads = attn.embed_dim, attn.num_heads
     qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)  # (T, 3W)
-    padded = qkv.new_zeros(batch, length, 3 * width).index_put((*live.nonzero(as_tuple=True),), qkv)
+    padded = qkv.new_zeros(batch, length, 3 * width).index_put(live, qkv)
     q, k, v = padded.view(batch, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
     out = F.scaled_dot_product_attention(
         q, k, v, dropout_p=attn.dropout if attn.training else 0.0, is_causal=True
     )
-    return out.transpose(1, 2).reshape(batch, length, width)[live]
+    return out.transpose(1, 2)[live].reshape(-1, width)
