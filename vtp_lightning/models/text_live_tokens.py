@@ -2,8 +2,8 @@
 
 open_clip's text transformer is causal and pools at each caption's EOT token (the highest BPE id),
 so the padding after the EOT never influences the embedding, yet its forward runs every layer on
-every one of the ``context_length`` positions. Captions are short (a 77-token context holds about
-15-20 BPE tokens of a typical alt-text), so most of the tower's work is on padding.
+every one of the ``context_length`` positions. Web alt-text captions are mostly one short
+sentence, well inside a 77-token context, so much of the tower's work is on padding.
 
 This forward runs open_clip's own modules (embeddings, ``ln_1``/``ln_2``, the attention's packed
 in-projection and out-projection, the MLP, ``ln_final``, the projection) on the live tokens only,
