@@ -29,6 +29,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.strategies import Strategy
 
+from vtp_lightning.dcp_metadata import check_dcp_metadata
 from vtp_lightning.errors import CheckpointError
 from vtp_lightning.renamed_options import migrate_hparams
 
@@ -103,8 +104,9 @@ def open_tensors_only_first(strategy: Strategy) -> None:
     Lightning's FSDP reads a full checkpoint with its own unpickler, which imports any class the
     file names (code runs), and this includes the ``last``/``best`` paths Lightning resolves itself,
     which the CLI never sees. So such a strategy first opens the file (a sharded checkpoint: its
-    ``meta.pt``) with :func:`load_checkpoint`, tensors memory-mapped, not read. (A sharded folder's
-    ``torch.distributed.checkpoint`` ``.metadata`` is still plain-unpickled by torch: not covered.)
+    ``meta.pt``) with :func:`load_checkpoint`, tensors memory-mapped, not read, and a sharded
+    folder's ``torch.distributed.checkpoint`` ``.metadata`` (which torch reads with a plain
+    ``pickle.load``) with :func:`check_dcp_metadata`'s restricted unpickler.
     """
     if type(strategy).load_checkpoint is Strategy.load_checkpoint:
         return
@@ -114,8 +116,10 @@ def open_tensors_only_first(strategy: Strategy) -> None:
         path = Path(checkpoint_path)
         if not path.is_dir():
             load_checkpoint(path, mmap=True)
-        elif (path / "meta.pt").is_file():  # a sharded checkpoint: Lightning's metadata file
-            load_checkpoint(path / "meta.pt", mmap=True)
+        else:  # a sharded checkpoint: Lightning's meta.pt and torch's DCP .metadata
+            if (path / "meta.pt").is_file():
+                load_checkpoint(path / "meta.pt", mmap=True)
+            check_dcp_metadata(path)
         return read_its_own_way(checkpoint_path, *args, **kwargs)
 
     strategy.load_checkpoint = load  # type: ignore[method-assign]

@@ -1,0 +1,85 @@
+"""A sharded checkpoint's DCP ``.metadata`` is checked before torch unpickles it: real ones pass, code is refused."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed.checkpoint as dcp
+
+from vtp_lightning.checkpoints import open_tensors_only_first
+from vtp_lightning.dcp_metadata import check_dcp_metadata
+from vtp_lightning.errors import CheckpointError
+
+pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
+
+
+class _ShellPayload:
+    """Unpickling this runs ``touch marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture
+def sharded(tmp_path: Path) -> Path:
+    """A folder written by torch.distributed.checkpoint, holding what a training checkpoint holds."""
+    state = {
+        "state_dict": {
+            "encoder.weight": torch.randn(4, 3),
+            "encoder.scale": torch.ones(2, dtype=torch.bfloat16),
+            "teacher.index": torch.arange(5),
+        },
+        "optimizer": {
+            "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.zeros(4, 3)}},
+            "param_groups": [{"lr": 0.1, "betas": (0.9, 0.98), "params": [0], "name": "decay"}],
+        },
+        "global_step": 3,
+        "loops": {"fit_loop": {"epoch": 0, "done": False}},
+    }
+    folder = tmp_path / "sharded.ckpt"
+    dcp.save(state, checkpoint_id=folder, no_dist=True)
+    assert (folder / ".metadata").is_file()
+    return folder
+
+
+def test_metadata_torch_wrote_passes_the_check(sharded: Path) -> None:
+    check_dcp_metadata(sharded)
+    dcp.FileSystemReader(sharded).read_metadata()  # and torch itself still reads it
+
+
+def test_metadata_naming_code_is_refused_without_running_it(sharded: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "payload-ran"
+    (sharded / ".metadata").write_bytes(pickle.dumps({"planner_data": _ShellPayload(marker)}))
+    with pytest.raises(CheckpointError, match=r"\.metadata holds pickled Python objects.*posix\.system"):
+        check_dcp_metadata(sharded)
+    assert not marker.exists()
+
+
+def test_lightnings_fsdp_checks_the_metadata_before_reading_the_folder(sharded: Path, tmp_path: Path) -> None:
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    marker = tmp_path / "payload-ran"
+    (sharded / ".metadata").write_bytes(pickle.dumps(_ShellPayload(marker)))
+    strategy = FSDPStrategy()
+    open_tensors_only_first(strategy)
+    with pytest.raises(CheckpointError, match="pickled"):
+        strategy.load_checkpoint(sharded)
+    assert not marker.exists()
+
+
+def test_truncated_metadata_is_one_clear_error(sharded: Path) -> None:
+    data = (sharded / ".metadata").read_bytes()
+    (sharded / ".metadata").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or incomplete"):
+        check_dcp_metadata(sharded)
+
+
+def test_a_folder_without_dcp_metadata_is_left_to_its_reader(tmp_path: Path) -> None:
+    check_dcp_metadata(tmp_path)  # nothing to check, no error
