@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed.checkpoint as dcp
+from shell_payload import ShellPayload
 
 from vtp_lightning.checkpoints import open_tensors_only_first
 from vtp_lightning.dcp_metadata import check_dcp_metadata
 from vtp_lightning.errors import CheckpointError
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
-
-
-class _ShellPayload:
-    """Unpickling this runs ``touch marker``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple:
-        return os.system, (f"touch {self.marker}",)
 
 
 @pytest.fixture
@@ -56,7 +46,7 @@ def test_metadata_torch_wrote_passes_the_check(sharded: Path) -> None:
 
 def test_metadata_naming_code_is_refused_without_running_it(sharded: Path, tmp_path: Path) -> None:
     marker = tmp_path / "payload-ran"
-    (sharded / ".metadata").write_bytes(pickle.dumps({"planner_data": _ShellPayload(marker)}))
+    (sharded / ".metadata").write_bytes(pickle.dumps({"planner_data": ShellPayload(marker)}))
     with pytest.raises(CheckpointError, match=r"\.metadata holds pickled Python objects.*posix\.system"):
         check_dcp_metadata(sharded)
     assert not marker.exists()
@@ -66,7 +56,7 @@ def test_lightnings_fsdp_checks_the_metadata_before_reading_the_folder(sharded: 
     from lightning.pytorch.strategies import FSDPStrategy
 
     marker = tmp_path / "payload-ran"
-    (sharded / ".metadata").write_bytes(pickle.dumps(_ShellPayload(marker)))
+    (sharded / ".metadata").write_bytes(pickle.dumps(ShellPayload(marker)))
     strategy = FSDPStrategy()
     open_tensors_only_first(strategy)
     with pytest.raises(CheckpointError, match="pickled"):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+from shell_payload import ShellPayload
 
 from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint, open_tensors_only_first
 from vtp_lightning.cli import main as cli_main
@@ -30,22 +31,12 @@ pytestmark = [
 ]
 
 
-class _ShellPayload:
-    """Unpickling this runs ``touch marker`` (what a malicious checkpoint would do)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple:
-        return os.system, (f"touch {self.marker}",)
-
-
 @pytest.fixture
 def hostile(ae_checkpoint: Path, tmp_path: Path) -> tuple[Path, Path]:
     """(a checkpoint with a pickled shell payload, the marker file the payload would create)."""
     marker = tmp_path / "payload-ran"
     state = torch.load(ae_checkpoint, map_location="cpu", weights_only=True)
-    state["extra"] = _ShellPayload(marker)
+    state["extra"] = ShellPayload(marker)
     path = tmp_path / "hostile.ckpt"
     torch.save(state, path)
     return path, marker
@@ -168,7 +159,7 @@ def test_a_weights_file_with_a_pickled_payload_is_refused_without_running(
 ) -> None:
     marker = tmp_path / "payload-ran"
     path = tmp_path / f"{option}.pt"
-    torch.save({"weight": torch.zeros(2), "extra": _ShellPayload(marker)}, path)
+    torch.save({"weight": torch.zeros(2), "extra": ShellPayload(marker)}, path)
     with pytest.raises(VTPError, match="pickled Python objects"):  # one error line through the CLI
         CLIPAETokenizer(**tiny_clip_ae_options, **{option: str(path)})
     assert not marker.exists()
@@ -185,7 +176,7 @@ def test_an_inception_weights_file_with_a_pickled_payload_is_refused_without_run
 
     marker = tmp_path / "payload-ran"
     path = tmp_path / "inception.pth"
-    torch.save({"fc.bias": torch.zeros(1008), "extra": _ShellPayload(marker)}, path)
+    torch.save({"fc.bias": torch.zeros(1008), "extra": ShellPayload(marker)}, path)
     monkeypatch.setattr(inception, "INCEPTION_SHA256_PREFIX", sha256_of_file(path)[:8])
     monkeypatch.delenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", raising=False)
 
