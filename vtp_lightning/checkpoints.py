@@ -29,7 +29,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.strategies import Strategy
 
-from vtp_lightning.dcp_metadata import check_dcp_metadata
+from vtp_lightning.dcp_check import check_dcp_checkpoint
 from vtp_lightning.errors import CheckpointError
 from vtp_lightning.renamed_options import migrate_hparams
 
@@ -105,8 +105,8 @@ def open_tensors_only_first(strategy: Strategy) -> None:
     file names (code runs), and this includes the ``last``/``best`` paths Lightning resolves itself,
     which the CLI never sees. So such a strategy first opens the file (a sharded checkpoint: its
     ``meta.pt``) with :func:`load_checkpoint`, tensors memory-mapped, not read, and a sharded
-    folder's ``torch.distributed.checkpoint`` ``.metadata`` (which torch reads with a plain
-    ``pickle.load``) with :func:`check_dcp_metadata`'s restricted unpickler.
+    folder's ``torch.distributed.checkpoint`` parts that torch unpickles with code-running loaders
+    (its ``.metadata``, the shard files' non-tensor items) through :func:`check_dcp_checkpoint`.
     """
     if type(strategy).load_checkpoint is Strategy.load_checkpoint:
         return
@@ -116,10 +116,10 @@ def open_tensors_only_first(strategy: Strategy) -> None:
         path = Path(checkpoint_path)
         if not path.is_dir():
             load_checkpoint(path, mmap=True)
-        else:  # a sharded checkpoint: Lightning's meta.pt and torch's DCP .metadata
+        else:  # a sharded checkpoint: Lightning's meta.pt and torch's DCP files
             if (path / "meta.pt").is_file():
                 load_checkpoint(path / "meta.pt", mmap=True)
-            check_dcp_metadata(path)
+            check_dcp_checkpoint(path)
         return read_its_own_way(checkpoint_path, *args, **kwargs)
 
     strategy.load_checkpoint = load  # type: ignore[method-assign]
