@@ -6,6 +6,7 @@ run a shell command that creates a marker file: the marker must never appear.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -184,3 +185,19 @@ def test_an_inception_weights_file_with_a_pickled_payload_is_refused_without_run
         inception.InceptionFeatureExtractor(path)
     assert not marker.exists()
     assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ  # torch's switch is put back as it was
+
+
+@pytest.mark.parametrize("given_as", ["path", "stream"])
+def test_load_from_checkpoint_reads_tensors_only_even_when_asked_for_full_unpickling(
+    given_as: str, hostile: tuple[Path, Path]
+) -> None:
+    """Lightning's ``load_from_checkpoint(..., weights_only=False)`` would unpickle anything."""
+    import pickle
+
+    path, marker = hostile
+    source = path if given_as == "path" else io.BytesIO(path.read_bytes())
+    with pytest.raises(
+        (CheckpointError, pickle.UnpicklingError), match="(?i)pickled|weights only load failed"
+    ):
+        CLIPAETokenizer.load_from_checkpoint(source, weights_only=False)
+    assert not marker.exists()

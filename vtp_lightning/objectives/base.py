@@ -23,6 +23,7 @@ from torch import nn
 from vtp_lightning.checkpoints import (
     ARCH_KEY,
     CLASS_KEY,
+    SAFE_GLOBALS,
     check_written_by,
     class_path,
     load_checkpoint,
@@ -452,8 +453,10 @@ class TokenizerModule(pl.LightningModule):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Lightning's ``load_from_checkpoint``; a checkpoint saved before an option was renamed is
-        handed to it with its hyper-parameters renamed (:mod:`vtp_lightning.renamed_options`)."""
+        """Lightning's ``load_from_checkpoint``, reading tensors only whatever ``weights_only`` says (as
+        :class:`SafeCheckpointIO` does: a file or stream a user hands us never runs pickled code); a
+        checkpoint saved before an option was renamed is handed to it with its hyper-parameters renamed
+        (:mod:`vtp_lightning.renamed_options`)."""
         if isinstance(checkpoint_path, (str, Path)):
             checkpoint = load_checkpoint(checkpoint_path, mmap=True)  # the tensors are not read here
             if migrate_hparams(checkpoint, cls):
@@ -461,7 +464,9 @@ class TokenizerModule(pl.LightningModule):
                 torch.save(checkpoint, buffer)
                 buffer.seek(0)
                 checkpoint_path = buffer
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        kwargs["weights_only"] = True
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         stamp(checkpoint, self)
