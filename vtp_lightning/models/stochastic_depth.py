@@ -30,6 +30,18 @@ def kept_row_count(batch: int, drop_rate: float) -> int:
     return min(max(whole, 1), batch)
 
 
+def kept_samples(batch: int, drop_rate: float, training: bool, device: torch.device) -> torch.Tensor | None:
+    """The samples whose residual branch runs this call, a random subset of ``batch`` (the draw both
+    functions below share); None when every sample runs it: outside training, at ``drop_rate`` 0, or
+    when the rounded count keeps all of them."""
+    if not training or drop_rate <= 0.0:
+        return None
+    kept = kept_row_count(batch, drop_rate)
+    if kept == batch:
+        return None
+    return torch.randperm(batch, device=device)[:kept]
+
+
 def add_residual_on_kept_rows(
     x: torch.Tensor,
     branch: Callable[[torch.Tensor], torch.Tensor],
@@ -41,16 +53,13 @@ def add_residual_on_kept_rows(
     Outside training, or at ``drop_rate`` 0, this is exactly ``x + branch(x)``. ``branch`` must treat
     rows independently (attention within a sample, token-wise FFN), which holds for a ViT block.
     """
-    if not training or drop_rate <= 0.0:
-        return x + branch(x)
     batch = x.shape[0]
-    kept = kept_row_count(batch, drop_rate)
-    if kept == batch:
+    rows = kept_samples(batch, drop_rate, training, x.device)
+    if rows is None:
         return x + branch(x)
-    rows = torch.randperm(batch, device=x.device)[:kept]
     residual = branch(x[rows])
     flat = x.flatten(1)
-    out = torch.index_add(flat, 0, rows, residual.flatten(1).to(x.dtype), alpha=batch / kept)
+    out = torch.index_add(flat, 0, rows, residual.flatten(1).to(x.dtype), alpha=batch / len(rows))
     return out.view_as(x)
 
 
@@ -68,12 +77,9 @@ def add_residual_on_kept_samples(
     applied to the rows of the kept samples; ``sample_of_row`` ``(M,)`` says which sample each row
     came from. Used where a block computes only some tokens of each sample.
     """
-    if not training or drop_rate <= 0.0:
+    samples = kept_samples(batch, drop_rate, training, rows.device)
+    if samples is None:
         return rows + branch(rows)
-    kept = kept_row_count(batch, drop_rate)
-    if kept == batch:
-        return rows + branch(rows)
-    samples = torch.randperm(batch, device=rows.device)[:kept]
     index = torch.isin(sample_of_row, samples).nonzero().squeeze(1)
     residual = branch(rows[index])
-    return torch.index_add(rows, 0, index, residual.to(rows.dtype), alpha=batch / kept)
+    return torch.index_add(rows, 0, index, residual.to(rows.dtype), alpha=batch / len(samples))
