@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import torch
 
-from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
 from vtp_lightning.cli import main as cli_main
+from vtp_lightning.weights.checkpoint_file import load_checkpoint
+from vtp_lightning.weights.lightning_io import SafeCheckpointIO
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

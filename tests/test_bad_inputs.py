@@ -16,10 +16,10 @@ from safetensors.torch import save_file
 from vtp_lightning.cli import main as cli_main
 from vtp_lightning.data.sources.caption_file import CaptionFile
 from vtp_lightning.errors import CheckpointError, ConfigError, DataError
-from vtp_lightning.export import from_pretrained
 from vtp_lightning.export import main as export_main
 from vtp_lightning.models.autoencoder import VTPAutoencoder
 from vtp_lightning.models.vit import ViTConfig
+from vtp_lightning.weights.pretrained import from_pretrained
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 AE_CONFIG = EXPERIMENTS / "ae.yaml"

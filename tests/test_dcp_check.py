@@ -13,9 +13,9 @@ import torch
 import torch.distributed.checkpoint as dcp
 from shell_payload import ShellPayload
 
-from vtp_lightning.checkpoints import open_tensors_only_first
-from vtp_lightning.dcp_check import check_dcp_checkpoint
 from vtp_lightning.errors import CheckpointError
+from vtp_lightning.weights.dcp_check import check_dcp_checkpoint
+from vtp_lightning.weights.lightning_io import open_tensors_only_first
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
 

@@ -12,8 +12,8 @@ from lightning.pytorch.loggers import CSVLogger
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.decoder_tuning import DecoderTuning
 from vtp_lightning.errors import CheckpointError, ConfigError
-from vtp_lightning.export import export_pretrained, from_pretrained
 from vtp_lightning.tokenizer import AETokenizer
+from vtp_lightning.weights.pretrained import export_pretrained, from_pretrained
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:perceptual loss off")]
 

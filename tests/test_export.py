@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 
 from vtp_lightning.cli import main as cli_main
 from vtp_lightning.errors import CheckpointError
-from vtp_lightning.export import from_pretrained
 from vtp_lightning.export import main as export_main
 from vtp_lightning.tokenizer import VTPTokenizer
+from vtp_lightning.weights.pretrained import from_pretrained
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vtp_lightning.checkpoints import stamp
 from vtp_lightning.cli import main, refuse_renamed_model_options
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.export import main as export_main
 from vtp_lightning.objectives import TokenizerModule
 from vtp_lightning.renamed_options import RENAMED_OPTIONS, declared_options, migrate_options
 from vtp_lightning.tokenizer import TOKENIZERS, AETokenizer, VTPTokenizer
+from vtp_lightning.weights.provenance import stamp
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 OLD_NAMES = {new: old for old, new in RENAMED_OPTIONS.items()}

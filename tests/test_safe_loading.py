@@ -17,11 +17,12 @@ import pytest
 import torch
 from shell_payload import ShellPayload
 
-from vtp_lightning.checkpoints import SafeCheckpointIO, load_checkpoint, open_tensors_only_first
 from vtp_lightning.cli import main as cli_main
 from vtp_lightning.errors import CheckpointError, VTPError
 from vtp_lightning.export import main as export_main
 from vtp_lightning.tokenizer import CLIPAETokenizer
+from vtp_lightning.weights.checkpoint_file import load_checkpoint
+from vtp_lightning.weights.lightning_io import SafeCheckpointIO, open_tensors_only_first
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 AE_CONFIG = EXPERIMENTS / "ae.yaml"

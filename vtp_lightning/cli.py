@@ -23,18 +23,14 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from vtp_lightning.checkpoints import (
-    CLASS_KEY,
-    SafeCheckpointIO,
-    check_written_by,
-    load_checkpoint,
-    open_tensors_only_first,
-)
 from vtp_lightning.config_files import expanded_config_args, load_config
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.errors import CheckpointError, ConfigError, VTPError
 from vtp_lightning.renamed_options import refuse_renamed_options
 from vtp_lightning.run_history import ResumedCSVLogger
+from vtp_lightning.weights.checkpoint_file import load_checkpoint
+from vtp_lightning.weights.lightning_io import SafeCheckpointIO, open_tensors_only_first
+from vtp_lightning.weights.provenance import CLASS_KEY, check_written_by
 
 # ``--ckpt_path`` values Lightning resolves itself (to a file it then reads through SafeCheckpointIO).
 LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")

@@ -13,12 +13,12 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from vtp_lightning.checkpoints import CLASS_KEY, check_written_by, class_path, stamp
 from vtp_lightning.errors import ConfigError
-from vtp_lightning.export import load_autoencoder
 from vtp_lightning.losses.reconstruction import PixelReconstructionLoss
 from vtp_lightning.models.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from vtp_lightning.objectives.schedules import total_training_steps, warmup_cosine_factor
+from vtp_lightning.weights.pretrained import load_autoencoder
+from vtp_lightning.weights.provenance import CLASS_KEY, check_written_by, class_path, stamp
 
 
 class DecoderTuning(pl.LightningModule):

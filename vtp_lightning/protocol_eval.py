@@ -232,7 +232,7 @@ def load_protocol(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from vtp_lightning.export import load_autoencoder
+    from vtp_lightning.weights.pretrained import load_autoencoder
 
     args = _parser().parse_args(argv)
     try:

@@ -12,11 +12,11 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from vtp_lightning.errors import CheckpointError
-from vtp_lightning.export import from_pretrained, read_weights
 from vtp_lightning.official.command import main
 from vtp_lightning.official.convert import convert
 from vtp_lightning.official.source import read_official
 from vtp_lightning.tokenizer import CLIPAETokenizer, VTPTokenizer
+from vtp_lightning.weights.pretrained import from_pretrained, read_weights
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "official"
 

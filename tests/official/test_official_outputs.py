@@ -14,10 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vtp_lightning.export import from_pretrained
 from vtp_lightning.official.convert import convert
 from vtp_lightning.official.source import read_official
 from vtp_lightning.tokenizer import CLIPAETokenizer, VTPTokenizer
+from vtp_lightning.weights.pretrained import from_pretrained
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "official"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)

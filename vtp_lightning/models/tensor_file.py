@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vtp_lightning.checkpoints import load_checkpoint
 from vtp_lightning.errors import WeightsError
+from vtp_lightning.weights.checkpoint_file import load_checkpoint
 
 
 def read_tensor_file(path: Path) -> Any:

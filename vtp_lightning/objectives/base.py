@@ -20,18 +20,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from vtp_lightning.checkpoints import (
-    ARCH_KEY,
-    CLASS_KEY,
-    SAFE_GLOBALS,
-    check_written_by,
-    class_path,
-    load_checkpoint,
-    stamp,
-)
 from vtp_lightning.data.resumable import seed_training_step
 from vtp_lightning.errors import CheckpointError, ConfigError
-from vtp_lightning.export import read_weights
 from vtp_lightning.models.autoencoder import VTPAutoencoder, with_config_defaults
 from vtp_lightning.models.compile import compile_block_branches
 from vtp_lightning.models.decoder import PixelDecoder
@@ -40,6 +30,9 @@ from vtp_lightning.objectives.ema_teacher import EMATeacher
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
 from vtp_lightning.objectives.schedules import cosine_ramp, total_training_steps, warmup_cosine_factor
 from vtp_lightning.renamed_options import declared_options, migrate_hparams
+from vtp_lightning.weights.checkpoint_file import SAFE_GLOBALS, load_checkpoint
+from vtp_lightning.weights.pretrained import read_weights
+from vtp_lightning.weights.provenance import ARCH_KEY, CLASS_KEY, check_written_by, class_path, stamp
 
 FeatureSource = Literal["student", "teacher"]
 

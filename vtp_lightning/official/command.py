@@ -6,29 +6,25 @@ writes ``converted/vtp-l/``:
 
 - ``model.safetensors``: every converted tensor under this suite's names (encoder, bottleneck,
   decoder, and when present the text tower, CLIP projection, logit scale, DINO head, EMA teacher);
-- ``config.json``: the export config :func:`vtp_lightning.export.from_pretrained` reads, plus the
-  conversion report;
+- ``config.json``: the export config :func:`vtp_lightning.weights.pretrained.from_pretrained` reads,
+  plus the conversion report;
 - ``model.yaml``: the ``model`` and ``data`` options that build a tokenizer of exactly these shapes
   and maths, with ``init_weights`` pointing at the directory: add it to a ``lightning`` command with
   ``--config converted/vtp-l/model.yaml``.
+
+All three are written by :func:`vtp_lightning.weights.export_dir.write_export_dir`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-from safetensors.torch import save_file
-
-from vtp_lightning.errors import CheckpointError, VTPError
-from vtp_lightning.export import CONFIG_NAME, WEIGHTS_NAME
+from vtp_lightning.errors import VTPError
 from vtp_lightning.official.convert import Converted, convert
 from vtp_lightning.official.source import read_official
-
-OPTIONS_NAME = "model.yaml"
+from vtp_lightning.weights.export_dir import OPTIONS_NAME, write_export_dir
 
 
 def convert_official(
@@ -38,18 +34,6 @@ def convert_official(
     checkpoint = read_official(source)
     converted = convert(checkpoint, text_heads=text_heads, drop_ssl_heads=drop_ssl_heads)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"{out} is a file; give a directory (new or existing) to convert into")
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.contiguous() for k, v in converted.state.items()}
-    save_file(tensors, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
-    config = {
-        "architecture": converted.architecture,
-        "source_checkpoint": str(Path(source).resolve()),
-        "class": converted.tokenizer_class,
-        "official": {"layout": checkpoint.layout, "options": converted.options, "notes": converted.notes},
-    }
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
     options = {
         "model": {
             "class_path": converted.tokenizer_class,
@@ -63,7 +47,18 @@ def convert_official(
     header = (
         f"# written by vtp-convert from {Path(source).resolve()}: modules of exactly these shapes and maths\n"
     )
-    (out / OPTIONS_NAME).write_text(header + OmegaConf.to_yaml(OmegaConf.create(options)))
+    write_export_dir(
+        out,
+        converted.state,
+        architecture=converted.architecture,
+        source=Path(source).resolve(),
+        tokenizer_class=converted.tokenizer_class,
+        extra={
+            "official": {"layout": checkpoint.layout, "options": converted.options, "notes": converted.notes}
+        },
+        options=options,
+        options_header=header,
+    )
     return out, converted
 
 

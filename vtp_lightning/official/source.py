@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import torch
 
-from vtp_lightning.checkpoints import load_checkpoint
 from vtp_lightning.errors import CheckpointError
+from vtp_lightning.weights.checkpoint_file import load_checkpoint
 
 HF_WEIGHTS = "model.safetensors"
 HF_CONFIG = "config.json"

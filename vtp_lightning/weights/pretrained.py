@@ -1,29 +1,34 @@
-"""Export a trained tokenizer to ``model.safetensors`` + ``config.json``, and load it back.
+"""Tokenizer weights wherever they come from, and the encode/decode model rebuilt from them.
 
-vtp-export runs/x/checkpoints/last.ckpt exported/vtp-tiny
->>> from vtp_lightning.export import from_pretrained
+- :func:`read_weights`: the tensors of a Lightning ``.ckpt``, a ``.safetensors`` file, an export
+  directory or an official VTP checkpoint (``init_weights``);
+- :func:`load_autoencoder` / :func:`from_pretrained`: a :class:`VTPAutoencoder` from a training
+  checkpoint, an export directory or an official one (stage 2, the protocol evaluation, users);
+- :func:`export_pretrained`: a training checkpoint written as an export directory (``vtp-export``).
+
 >>> ae = from_pretrained("exported/vtp-tiny"); z = ae.encode(images); x = ae.decode(z)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from vtp_lightning.checkpoints import ARCH_KEY, CLASS_KEY, load_checkpoint
-from vtp_lightning.errors import CheckpointError, VTPError
+from vtp_lightning.errors import CheckpointError
 from vtp_lightning.models.autoencoder import VTPAutoencoder
 from vtp_lightning.official.loading import official_autoencoder, official_weights
 from vtp_lightning.official.source import is_official
-
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+from vtp_lightning.weights.checkpoint_file import load_checkpoint
+from vtp_lightning.weights.export_dir import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    read_export_config,
+    read_safetensors,
+    write_export_dir,
+)
+from vtp_lightning.weights.provenance import ARCH_KEY, CLASS_KEY
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -45,7 +50,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
         path = path / WEIGHTS_NAME
     if path.suffix == ".safetensors":
-        return _read_safetensors(path)
+        return read_safetensors(path)
     try:
         return _load_checkpoint(path)["state_dict"]
     except CheckpointError as not_lightning:
@@ -53,18 +58,6 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
             return official_weights(path)
         except CheckpointError:
             raise not_lightning from None
-
-
-def _read_safetensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"weights file {path} does not exist")
-    try:
-        return load_file(str(path), device=device)
-    except Exception as exc:  # safetensors raises its own SafetensorError (and OSError) for bad files
-        raise CheckpointError(
-            f"cannot read weights file {path} ({str(exc).splitlines()[0]}); it is truncated or not a "
-            "safetensors file — export the checkpoint again with `vtp-export`"
-        ) from None
 
 
 def _refuse_non_finite(weights: dict[str, torch.Tensor], source: Path) -> None:
@@ -87,17 +80,12 @@ def export_pretrained(checkpoint: str | Path, out_dir: str | Path) -> Path:
             f"{checkpoint} was not written by a vtp-lightning tokenizer (no {ARCH_KEY!r} entry)"
         )
     model = VTPAutoencoder.from_architecture(arch)
-    weights = {k: v.contiguous() for k, v in model.own_weights(state["state_dict"]).items()}
+    weights = model.own_weights(state["state_dict"])
     _check_fits(model, weights, checkpoint)
     _refuse_non_finite(weights, checkpoint)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"{out} is a file; give a directory (new or existing) to export into")
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(weights, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
-    config = {"architecture": arch, "source_checkpoint": str(checkpoint), "class": state.get(CLASS_KEY)}
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2))
-    return out
+    return write_export_dir(
+        out_dir, weights, architecture=arch, source=checkpoint, tokenizer_class=state.get(CLASS_KEY)
+    )
 
 
 def _check_fits(model: VTPAutoencoder, weights: dict[str, torch.Tensor], source: Path) -> None:
@@ -116,20 +104,15 @@ def from_pretrained(directory: str | Path, map_location: str | torch.device = "c
     directory = Path(directory)
     if is_official(directory):
         return official_autoencoder(directory, map_location)
-    config_path = directory / CONFIG_NAME
-    if not config_path.is_file():
-        raise CheckpointError(
-            f"{directory} has no {CONFIG_NAME}; export a checkpoint with `vtp-export` first"
-        )
+    arch = read_export_config(directory)["architecture"]
     try:
-        arch = json.loads(config_path.read_text())["architecture"]
         model = VTPAutoencoder.from_architecture(arch)
-    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+    except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(
-            f"{config_path} is not a valid export config ({type(exc).__name__}: {exc}); "
+            f"{directory / CONFIG_NAME} is not a valid export config ({type(exc).__name__}: {exc}); "
             "export the checkpoint again with `vtp-export`"
         ) from None
-    weights = _read_safetensors(directory / WEIGHTS_NAME, device=str(map_location))
+    weights = read_safetensors(directory / WEIGHTS_NAME, device=str(map_location))
     _check_fits(model, weights, directory)
     model.load_state_dict(weights, strict=False)
     return model.eval()
@@ -152,23 +135,3 @@ def load_autoencoder(path: str | Path) -> VTPAutoencoder:
     _check_fits(model, weights, path)
     model.load_state_dict(weights, strict=False)
     return model
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="vtp-export", description="Export a tokenizer checkpoint to safetensors + config.json."
-    )
-    parser.add_argument("checkpoint", type=Path, help="Lightning checkpoint written by `lightning fit`")
-    parser.add_argument("out_dir", type=Path, help="directory to write model.safetensors and config.json to")
-    args = parser.parse_args(argv)
-    try:
-        out = export_pretrained(args.checkpoint, args.out_dir)
-    except VTPError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"exported {args.checkpoint} -> {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
