@@ -60,3 +60,10 @@ include grid.mk
 
 bench: install ## full step vs a reference (VTP_REF=/path/to/VTP: official code; VTP_BENCH_SIZES=demo skips S), data, pieces
 	$(BIN)/python -m vtp_lightning.bench
+
+# ---- scale on this machine (issue 21, stream D) ----
+TUXPAINT_OUT ?= outputs/tuxpaint
+tuxpaint-shards: install ## 256 px WebDataset shards from Debian's tuxpaint-stamps-default (apt-get download, cached) into $(TUXPAINT_OUT)
+	$(BIN)/python scripts/make_tuxpaint_shards.py --out $(TUXPAINT_OUT)
+
+.PHONY: tuxpaint-shards
