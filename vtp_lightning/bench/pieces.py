@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vtp_lightning.bench.timing import median_seconds
 from vtp_lightning.config_files import load_config
 from vtp_lightning.data import VTPDataModule
+from vtp_lightning.objectives.training_step import train_step
 from vtp_lightning.tokenizer import TOKENIZERS
 
 
@@ -34,29 +35,14 @@ def _model_and_data(combination: str, batch_size: int | None) -> tuple[Any, VTPD
     return model, VTPDataModule(**data_args)
 
 
-def _training_step(model: Any, batch: dict[str, Any], optimizer: torch.optim.Optimizer) -> Callable[[], None]:
-    """One optimiser step of every enabled objective, as TokenizerModule.training_step runs it."""
-
-    def step() -> None:
-        model.step_cache = {}
-        total = sum(o.weight * o.loss(batch).loss for o in model.objectives.values() if o.enabled)
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
-        model.update_teacher()
-
-    return step
-
-
 def bench_training(combinations: list[str], steps: int, batch_size: int | None) -> None:
     print(f"\n{'combination':<14}{'step s':>9}{'GFLOP/step':>12}{'GFLOP/s':>10}{'img/s':>9}")
     for combination in combinations:
         model, datamodule = _model_and_data(combination, batch_size)
         batch = next(iter(datamodule.train_dataloader()))
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=1e-4)
+        optimizer = model.configure_optimizers()["optimizer"]  # the module's own groups, as in a fit
 
-        step = _training_step(model, batch, optimizer)
+        step = partial(train_step, model, batch, optimizer)
         counter = FlopCounterMode(display=False)
         with counter:
             step()

@@ -1,8 +1,8 @@
 """This suite's full training step, and the unshared reference the bench compares it with by default.
 
-The step is what ``TokenizerModule.training_step`` plus Lightning's optimiser step run: every enabled
-objective's weighted loss (CLIP, DINO + KoLeo, iBOT, reconstruction), backward, AdamW with the
-module's own parameter groups, then the EMA teacher update.
+The step is the module's own, :func:`~vtp_lightning.objectives.training_step.train_step`: every
+enabled objective's weighted loss (CLIP, DINO + KoLeo, iBOT, reconstruction), backward, AdamW with the
+module's own parameter groups, then the after-step services (EMA teacher, logit-scale clamp).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 
 from vtp_lightning.bench.sizes import BenchSize
 from vtp_lightning.objectives.ssl_views import masked_patch_tokens
+from vtp_lightning.objectives.training_step import train_step
 from vtp_lightning.tokenizer import VTPTokenizer
 
 
@@ -27,10 +28,11 @@ class UnsharedVTPTokenizer(VTPTokenizer):
     """
 
     def encode_cached(self, key: Any, images: torch.Tensor, **kwargs: Any) -> dict[str, Any]:
-        self.step_cache.pop((key, float(kwargs.get("drop_path_rate", 0.0)), False, False), None)
-        return super().encode_cached(key, images, **kwargs)
+        """Every request runs its own pass: nothing cached for the next objective."""
+        return self.encode_pass(images, **kwargs)
 
     def ssl_head_logits(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """One head call per input and side (the shared version stacks them into one call per side)."""
         views = self.ssl_views(batch)
         flat = views["masks"].flatten(1)
         teacher = self.teacher["ssl_head"]
@@ -60,18 +62,9 @@ def build_suite_model(size: BenchSize, unshared: bool = False, compile_blocks: b
 def suite_step(model: VTPTokenizer, batch: dict[str, Any]) -> Callable[[], dict[str, float]]:
     """One full optimiser step; returns the unweighted losses."""
     optimizer = model.configure_optimizers()["optimizer"]
-    objectives = [o for o in model.objectives.values() if o.enabled]
 
     def step() -> dict[str, float]:
-        model.step_cache = {}
-        outputs = {o.name: o.loss(batch).loss for o in objectives}
-        total = sum(o.weight * outputs[o.name] for o in objectives)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        model.clamp_logit_scale()
-        model.update_teacher()
-        model.step_cache = {}
-        return {name: float(v.detach()) for name, v in outputs.items()}
+        losses = train_step(model, batch, optimizer)
+        return {name: float(v) for name, v in losses.per_objective.items()}
 
     return step

@@ -2,37 +2,46 @@
 
 It owns what all objectives share — a :class:`~vtp_lightning.models.autoencoder.VTPAutoencoder`
 (the ViT encoder, its latent bottleneck and, with reconstruction, the pixel decoder), the EMA teacher
-service, the optimiser and learning-rate schedule — and the loop that sums the enabled objectives'
-weighted losses and logs each term. It knows nothing about any particular objective: a mixin
-registers itself with :meth:`add_objective` and asks for services (:meth:`require_teacher`,
-:meth:`encode_cached`).
+service, the optimiser and learning-rate schedule — and logs the step's loss terms. It knows nothing
+about any particular objective: a mixin registers itself with :meth:`add_objective` and asks for
+services (:meth:`require_teacher`, :meth:`encode_cached`, :meth:`add_after_optimizer_step`); the
+services are listed in :mod:`vtp_lightning.objectives.contract`.
+
+Each job beyond the services lives in its own file, called from the Lightning hooks here: the loss
+loop in :mod:`~vtp_lightning.objectives.training_step` (shared with the bench), the optimiser in
+:mod:`~vtp_lightning.objectives.optimizer_groups`, weights and checkpoint checks in
+:mod:`~vtp_lightning.objectives.weights_loading`.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from vtp_lightning.data.resumable import seed_training_step
-from vtp_lightning.errors import CheckpointError, ConfigError
-from vtp_lightning.models.autoencoder import VTPAutoencoder, with_config_defaults
+from vtp_lightning.errors import ConfigError
+from vtp_lightning.models.autoencoder import VTPAutoencoder
 from vtp_lightning.models.compile import compile_block_branches
 from vtp_lightning.models.decoder import PixelDecoder
 from vtp_lightning.models.vit import DropPathSchedule, ViTConfig, drop_path_rates
 from vtp_lightning.objectives.ema_teacher import EMATeacher
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
-from vtp_lightning.objectives.schedules import cosine_ramp, total_training_steps, warmup_cosine_factor
-from vtp_lightning.renamed_options import declared_options, migrate_hparams
-from vtp_lightning.weights.checkpoint_file import SAFE_GLOBALS, load_checkpoint
-from vtp_lightning.weights.pretrained import read_weights
-from vtp_lightning.weights.provenance import ARCH_KEY, CLASS_KEY, check_written_by, class_path, stamp
+from vtp_lightning.objectives.optimizer_groups import adamw_warmup_cosine
+from vtp_lightning.objectives.schedules import cosine_ramp, total_training_steps
+from vtp_lightning.objectives.training_step import objective_losses
+from vtp_lightning.objectives.weights_loading import (
+    check_checkpoint_matches,
+    load_matching_weights,
+    migrated_checkpoint,
+)
+from vtp_lightning.renamed_options import declared_options
+from vtp_lightning.weights.checkpoint_file import SAFE_GLOBALS
+from vtp_lightning.weights.provenance import stamp
 
 FeatureSource = Literal["student", "teacher"]
 
@@ -149,6 +158,7 @@ class TokenizerModule(pl.LightningModule):
         self.teacher = EMATeacher()
         self._objectives: dict[str, Objective] = {}
         self.step_cache: dict[Any, Any] = {}
+        self._after_step_hooks: list[Callable[[], None]] = []
         self._init_weights_path = init_weights
         drop_path_rates(0.0, 1, drop_path_schedule)  # an unknown schedule fails here, not at the first step
         self._drop_path_schedule = drop_path_schedule
@@ -204,6 +214,11 @@ class TokenizerModule(pl.LightningModule):
     def objectives(self) -> dict[str, Objective]:
         return dict(self._objectives)
 
+    def add_after_optimizer_step(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` after every optimiser step, once the EMA teacher is updated (e.g. a clamp on a
+        parameter); hooks run in the order they were added."""
+        self._after_step_hooks.append(hook)
+
     def require_teacher(self, *module_names: str) -> None:
         """Keep an EMA copy of the named student modules in ``self.teacher`` (idempotent).
 
@@ -225,14 +240,24 @@ class TokenizerModule(pl.LightningModule):
         """Encoder pass shared by every objective that asks for the same ``key`` within one step."""
         cache_key = (key, float(drop_path_rate), masks is not None, teacher)
         if cache_key not in self.step_cache:
-            if teacher:
-                with torch.no_grad():
-                    self.step_cache[cache_key] = self.teacher["encoder"](images)
-            else:
-                self.step_cache[cache_key] = self.student_encode(
-                    images, masks=masks, drop_path_rate=drop_path_rate
-                )
+            self.step_cache[cache_key] = self.encode_pass(
+                images, drop_path_rate=drop_path_rate, masks=masks, teacher=teacher
+            )
         return self.step_cache[cache_key]
+
+    def encode_pass(
+        self,
+        images: torch.Tensor,
+        *,
+        drop_path_rate: float = 0.0,
+        masks: torch.Tensor | None = None,
+        teacher: bool = False,
+    ) -> dict[str, Any]:
+        """The uncached pass behind :meth:`encode_cached`: the student's, or the teacher's without gradients."""
+        if teacher:
+            with torch.no_grad():
+                return self.teacher["encoder"](images)
+        return self.student_encode(images, masks=masks, drop_path_rate=drop_path_rate)
 
     def student_encode(
         self,
@@ -320,27 +345,16 @@ class TokenizerModule(pl.LightningModule):
         seed_training_step(self.global_step)  # an exact resume needs the step's own random stream
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        self.step_cache = {}
-        enabled = [o for o in self._objectives.values() if o.enabled]
-        if not enabled:
-            raise ConfigError("every objective has weight 0; enable at least one (e.g. rec_weight: 0.1)")
-        total: torch.Tensor | None = None
-        logs: dict[str, torch.Tensor] = {}
-        for objective in enabled:
-            out = objective.loss(batch)
-            weighted = objective.weight * out.loss
-            total = weighted if total is None else total + weighted
-            logs[f"train/loss_{objective.name}"] = out.loss.detach()
-            logs.update({f"train/{k}": v.detach() for k, v in out.logs.items()})
-        self.step_cache = {}
+        """The shared loss loop (:func:`objective_losses`), then its terms logged as ``train/...``."""
+        losses = objective_losses(self, batch)
         batch_size = batch["image"].shape[0]
-        self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
-        self.log_dict(logs, batch_size=batch_size)
+        self.log("train/loss", losses.total.detach(), prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/{k}": v for k, v in losses.logs.items()}, batch_size=batch_size)
         if len(self.teacher):
             self.log("train/teacher_momentum", self.teacher_momentum_now(), batch_size=batch_size)
         if "skipped" in batch:
             self.log("train/skipped_samples", float(batch["skipped"]), reduce_fx="sum", batch_size=batch_size)
-        return total
+        return losses.total
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         for objective in self._objectives.values():
@@ -350,7 +364,14 @@ class TokenizerModule(pl.LightningModule):
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
+        self.after_optimizer_step()
+
+    def after_optimizer_step(self) -> None:
+        """What follows every optimiser step: the EMA teacher update, then the mixins' hooks
+        (:meth:`add_after_optimizer_step`). Lightning's ``optimizer_step`` and the bench's step call it."""
         self.update_teacher()
+        for hook in self._after_step_hooks:
+            hook()
 
     @torch.no_grad()
     def update_teacher(self) -> None:
@@ -360,85 +381,27 @@ class TokenizerModule(pl.LightningModule):
     def _teacher_students(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in self.teacher}
 
-    def _fused_optimizer(self, params: list[nn.Parameter]) -> bool | None:
-        """``fused`` for AdamW: as configured, or by default on a GPU only."""
-        fused = self.hparams.get("fused_optimizer")
-        if fused is None:
-            return all(p.is_cuda for p in params) or None
-        if fused and len({p.device.type for p in params}) > 1:
-            raise ConfigError(
-                "fused_optimizer: true needs every parameter on one device type; set it to null"
-            )
-        return bool(fused) or None
-
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, param in self.named_parameters():
-            if not param.requires_grad or name.startswith("teacher."):
-                continue
-            is_vector = param.ndim < 2 or name.endswith(
-                ("cls_token", "mask_token", "pos_embed", "logit_scale")
-            )
-            (no_decay if is_vector else decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.hparams.weight_decay, "name": "decay"},
-                {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
-            ],
+        """AdamW (decay / no-decay groups) with warm-up + cosine (:mod:`~vtp_lightning.objectives.optimizer_groups`)."""
+        return adamw_warmup_cosine(
+            self.named_parameters(),
             lr=self.hparams.lr,
-            betas=tuple(self.hparams.betas),
-            fused=self._fused_optimizer(decay + no_decay),
+            betas=self.hparams.betas,
+            weight_decay=self.hparams.weight_decay,
+            fused=self.hparams.get("fused_optimizer"),
+            total_steps=self.total_steps,
+            warmup_fraction=self.hparams.warmup_fraction,
+            min_lr_ratio=self.hparams.min_lr_ratio,
         )
-        total = self.total_steps
-        warmup = int(self.hparams.warmup_fraction * total)
-        min_ratio = self.hparams.min_lr_ratio
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine_factor(step, total, warmup, min_ratio)
-        )
-        # named for LearningRateMonitor: train/lr/decay and train/lr/no_decay (the same value)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"},
-        }
 
     # ------------------------------------------------------------------ weights
     def load_matching_weights(self, path: str | Path) -> list[str]:
         """Initialise from another run's weights: every tensor whose name exists here must match in shape.
 
         Returns the top-level modules that were loaded. Raises :class:`CheckpointError` when the file
-        comes from a different architecture.
+        comes from a different architecture (:func:`~vtp_lightning.objectives.weights_loading.load_matching_weights`).
         """
-        state = read_weights(path)
-        own = self.state_dict()
-        shared = [k for k in state if k in own]
-        buffers = dict(self.named_buffers())  # an index-mode RoPE has inv_freq but no periods
-        index_rope = [
-            k for k in state if k.endswith("rope.periods") and k not in own and k[:-7] + "inv_freq" in buffers
-        ]
-        if index_rope:
-            raise CheckpointError(
-                f"{path} was trained with RoPE on each crop's own [-1, 1] grid ({index_rope[0]}) but this model "
-                "places RoPE at integer patch indices; set model.init_args.rope_coords: normalized (with norm_eps "
-                "and ffn_align as in the checkpoint: a vtp-convert directory's model.yaml has them)"
-            )
-        if not shared:
-            raise CheckpointError(
-                f"{path} shares no parameter names with {type(self).__name__}; is it a vtp-lightning tokenizer?"
-            )
-        mismatched = [k for k in shared if state[k].shape != own[k].shape]
-        if mismatched:
-            k = mismatched[0]
-            raise CheckpointError(
-                f"{path} comes from a different architecture: {k} is {tuple(state[k].shape)} there but "
-                f"{tuple(own[k].shape)} here ({len(mismatched)} tensors differ). Match encoder/patch_size/"
-                "latent_dim to the checkpoint's config."
-            )
-        self.load_state_dict({k: state[k] for k in shared}, strict=False)
-        if not any(k.startswith("teacher.") for k in shared):
-            self.teacher.restart_from(self._teacher_students())  # a fresh teacher copies the loaded student
-        loaded = sorted({k.split(".")[0] for k in shared})
-        rank_zero_info(f"initialised {', '.join(loaded)} from {path}")
-        return loaded
+        return load_matching_weights(self, path)
 
     def architecture(self) -> dict[str, Any]:
         """What :func:`vtp_lightning.export.from_pretrained` needs to rebuild the encode/decode path."""
@@ -450,13 +413,7 @@ class TokenizerModule(pl.LightningModule):
         :class:`SafeCheckpointIO` does: a file or stream a user hands us never runs pickled code); a
         checkpoint saved before an option was renamed is handed to it with its hyper-parameters renamed
         (:mod:`vtp_lightning.renamed_options`)."""
-        if isinstance(checkpoint_path, (str, Path)):
-            checkpoint = load_checkpoint(checkpoint_path, mmap=True)  # the tensors are not read here
-            if migrate_hparams(checkpoint, cls):
-                buffer = io.BytesIO()
-                torch.save(checkpoint, buffer)
-                buffer.seek(0)
-                checkpoint_path = buffer
+        checkpoint_path = migrated_checkpoint(checkpoint_path, cls)
         kwargs["weights_only"] = True
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
@@ -466,18 +423,4 @@ class TokenizerModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, with one clear message, a checkpoint written by another model or architecture."""
-        check_written_by(
-            checkpoint.get(CLASS_KEY),
-            class_path(self),
-            "the checkpoint",
-            "use the checkpoint's own config, or init_weights to start a new run from its matching modules",
-        )
-        arch = checkpoint.get(ARCH_KEY)
-        if arch is not None:  # written before a ViTConfig field existed: that field had its default
-            arch = with_config_defaults(arch)
-        if arch is not None and arch != self.architecture():
-            diff = [k for k in arch if arch.get(k) != self.architecture().get(k)]
-            raise CheckpointError(
-                f"the checkpoint's {', '.join(diff)} architecture differs from this config's; resume with the "
-                "same model options the checkpoint was trained with"
-            )
+        check_checkpoint_matches(self, checkpoint)

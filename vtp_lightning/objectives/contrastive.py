@@ -80,16 +80,13 @@ class ContrastiveMixin:
         self._clip_drop_path = clip_drop_path
         self._logit_scale_max = clip_logit_scale_max
         self.add_objective("clip", clip_weight, self._clip_objective)
+        self.add_after_optimizer_step(self.clamp_logit_scale)
         if clip_weight <= 0:
             for module in (self.text_tower, self.clip_image_proj):
                 module.requires_grad_(False)
             self.logit_scale.requires_grad_(False)
             if self.logit_bias is not None:
                 self.logit_bias.requires_grad_(False)
-
-    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        super().optimizer_step(*args, **kwargs)
-        self.clamp_logit_scale()
 
     @torch.no_grad()
     def clamp_logit_scale(self) -> None:
