@@ -89,8 +89,8 @@ def test_class_names_tokenize_and_unknown_split() -> None:
     dm = VTPDataModule(num_workers=0, context_length=24)
     assert dm.class_names("train") == dm.class_names("val") == list(FASHION_MNIST_CLASSES)
     assert dm.tokenize(["a photo of a bag."]).shape == (1, 24)
-    with pytest.raises(ConfigError, match=r"unknown split 'test'; use one of \['train', 'val'\]"):
-        dm.eval_dataset("test", limit=10)
+    with pytest.raises(ConfigError, match=r"unknown split 'dev'; use one of \['train', 'val', 'test'\]"):
+        dm.eval_dataset("dev", limit=10)
 
 
 @pytest.mark.parametrize(
@@ -161,3 +161,21 @@ def test_streaming_sources_train_validate_and_evaluate(make_shard, files: Simple
     evaluation = dm.eval_dataset("val", limit=6)
     assert [int(evaluation[i]["label"]) for i in range(6)] == [0, 1, 0, 1, 0, 1]
     assert dm.class_names("val") == ["even", "odd"] and dm.class_names("train") is None
+
+
+def test_test_split_is_data_test_else_val_and_never_a_guess(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from vtp_lightning.data import EmbeddedFashionMNIST
+
+    (tmp_path / "cls").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "cls" / "a.png")
+    own = ImageFolder(root=str(tmp_path))
+    assert VTPDataModule(num_workers=0).source("test").describe() == "EmbeddedFashionMNIST(test)"
+    assert VTPDataModule(val=own, num_workers=0).source("test") is own
+    assert VTPDataModule(test=own, num_workers=0).source("test") is own
+    # only a training source of one's own: testing on the embedded clothes would be a silently wrong result
+    only_train = VTPDataModule(train=own, num_workers=0)
+    with pytest.raises(ConfigError, match="set data.test"):
+        only_train.source("test")
+    assert VTPDataModule(train=own, test=EmbeddedFashionMNIST(split="test"), num_workers=0).source("test")

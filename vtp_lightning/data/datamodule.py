@@ -14,7 +14,8 @@ Randomness: the train order and the augmentations of an indexed source are funct
 seed (``seed_everything``; else ``seed``), the epoch and the batch's place in it, whatever the number
 of workers; the loader is stateful, so a run resumed from a mid-epoch checkpoint sees exactly the
 batches the uninterrupted run would (:mod:`vtp_lightning.data.resumable`). Streaming sources shuffle
-with PyTorch's per-worker seeding and resume at the start of their stream.
+each consumer's stream with a seed of (seed, epoch, rank, worker) and resume mid-epoch past the samples
+already consumed (:mod:`vtp_lightning.data.resumable_stream` says what that guarantees).
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ from vtp_lightning.data.datasets import (
 from vtp_lightning.data.eval_order import balanced_order
 from vtp_lightning.data.image_io import DEFAULT_MAX_PIXELS, WHITE, configure_image_reading
 from vtp_lightning.data.masking import BlockMaskGenerator
+from vtp_lightning.data.predict_items import PredictItems
 from vtp_lightning.data.resumable import EpochShuffle, ResumableDataLoader, SeededBatches, global_seed
+from vtp_lightning.data.resumable_stream import ResumableStreamLoader
 from vtp_lightning.data.sources.base import ImageTextSource, IndexedSource
 from vtp_lightning.data.sources.embedded import EmbeddedFashionMNIST
 from vtp_lightning.data.tokenizer import CaptionTokenizer
 from vtp_lightning.data.views import MultiCropView, ReconstructionView, default_local_crop_size
 from vtp_lightning.errors import ConfigError, DataError
 
-SPLITS: tuple[str, ...] = ("train", "val")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 def _check_scale(name: str, scale: tuple[float, float]) -> tuple[float, float]:
@@ -63,6 +66,9 @@ class VTPDataModule(LightningDataModule):
     Args:
         train: training source; ``None`` uses ``EmbeddedFashionMNIST(split="train")``.
         val: validation / evaluation source; ``None`` uses ``EmbeddedFashionMNIST(split="test")``.
+        test: what ``lightning test`` evaluates on; ``None`` uses ``val`` (with the default embedded
+            training data, its test split), and refuses to guess when only ``train`` was given.
+        predict: what ``lightning predict`` encodes into latents (every sample, in order); ``None`` uses ``train``.
         image_size: side of the reconstruction view and of the global crops, in pixels.
         patch_size: the encoder's patch size; crop sizes must be multiples of it (mask grid = size / patch).
         batch_size: image-caption pairs per batch (every row feeds CLIP and reconstruction).
@@ -91,6 +97,8 @@ class VTPDataModule(LightningDataModule):
         self,
         train: ImageTextSource | None = None,
         val: ImageTextSource | None = None,
+        test: ImageTextSource | None = None,
+        predict: ImageTextSource | None = None,
         image_size: int = 32,
         patch_size: int = 4,
         batch_size: int = 64,
@@ -112,7 +120,7 @@ class VTPDataModule(LightningDataModule):
         max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["train", "val"])
+        self.save_hyperparameters(ignore=["train", "val", "test", "predict"])
         if patch_size < 1 or image_size < patch_size or image_size % patch_size:
             raise ConfigError(
                 f"image_size ({image_size}) must be a positive multiple of patch_size ({patch_size})"
@@ -138,7 +146,7 @@ class VTPDataModule(LightningDataModule):
             raise ConfigError(f"color_jitter must be in [0, 1), got {color_jitter}")
         if val_limit is not None and val_limit < 1:
             raise ConfigError(f"val_limit must be positive or null, got {val_limit}")
-        for name, source in (("train", train), ("val", val)):
+        for name, source in (("train", train), ("val", val), ("test", test), ("predict", predict)):
             if source is not None and not isinstance(source, ImageTextSource):
                 raise ConfigError(
                     f"{name} must be an ImageTextSource (e.g. vtp_lightning.data.ImageFolder), "
@@ -147,6 +155,8 @@ class VTPDataModule(LightningDataModule):
         configure_image_reading(background, max_image_pixels)
         self.background, self.max_image_pixels = tuple(background), max_image_pixels
         self._train_source, self._val_source = train, val
+        self._test_source, self._predict_source = test, predict
+        self._given = {"train": train is not None, "val": val is not None}
         self.image_size, self.patch_size = image_size, patch_size
         self.batch_size, self.ssl_batch_size = batch_size, ssl_batch_size
         self.num_local_crops, self.local_crop_size = num_local_crops, local_size
@@ -174,11 +184,30 @@ class VTPDataModule(LightningDataModule):
             self._val_source = EmbeddedFashionMNIST(split="test")
         return self._val_source
 
+    @property
+    def test_source(self) -> ImageTextSource:
+        """``test``, else ``val``; the embedded test split only when the training data is embedded too."""
+        if self._test_source is not None:
+            return self._test_source
+        if self._given["val"] or not self._given["train"]:
+            return self.val_source
+        raise ConfigError(
+            f"lightning test has no held-out split for {self.train_source.describe()}: set data.test (or data.val) "
+            "to a source of held-out images, e.g. {class_path: vtp_lightning.data.ImageFolder, init_args: {root: ...}}"
+        )
+
+    @property
+    def predict_source(self) -> ImageTextSource:
+        """What ``lightning predict`` encodes: ``predict``, else the training source."""
+        return self._predict_source if self._predict_source is not None else self.train_source
+
     def source(self, split: str) -> ImageTextSource:
-        """The source behind ``split`` (``"train"`` or ``"val"``)."""
+        """The source behind ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
         if split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; use one of {list(SPLITS)}")
-        return self.train_source if split == "train" else self.val_source
+        if split == "train":
+            return self.train_source
+        return self.val_source if split == "val" else self.test_source
 
     @property
     def multicrop_enabled(self) -> bool:
@@ -188,6 +217,8 @@ class VTPDataModule(LightningDataModule):
         """Build the sources and load the tokenizer (before workers fork, so they share it)."""
         configure_image_reading(self.background, self.max_image_pixels)  # workers inherit it
         _ = self.train_source, self.val_source
+        if stage == "test":
+            _ = self.test_source  # no held-out split: one error before any model work
         self.tokenizer.load()
 
     # ---- training ------------------------------------------------------------------------------
@@ -232,18 +263,23 @@ class VTPDataModule(LightningDataModule):
                 consumed=self._consumed_train_batches,
             )
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (None, None)
-        return DataLoader(
+        return ResumableStreamLoader(
             StreamingTrainItems(source, self.skip_corrupt, rank, world),
             batch_size=self.batch_size,
             drop_last=True,
             num_workers=self.num_workers,
             collate_fn=self.train_collate(),
-            persistent_workers=self.num_workers > 0,
+            seed=self.train_seed(),
+            epoch=self._current_epoch,
+            consumed=self._consumed_train_batches,
         )
 
     def train_seed(self) -> int:
         """Seed of the training order and augmentations: ``seed_everything``'s, else ``seed``."""
         return global_seed(self.seed)
+
+    def _current_epoch(self) -> int | None:
+        return self.trainer.current_epoch if self.trainer is not None else None
 
     def _consumed_train_batches(self) -> int | None:
         """Batches of the current epoch that training has consumed (what a checkpoint must skip)."""
@@ -255,10 +291,44 @@ class VTPDataModule(LightningDataModule):
     # ---- evaluation ----------------------------------------------------------------------------
     def val_dataloader(self) -> DataLoader:
         """Batches ``{image (B, 3, S, S), label (B,), text (B, context_length)}`` in a fixed order."""
+        return self._eval_loader("val", self.val_limit)
+
+    def test_dataloader(self) -> DataLoader:
+        """Like :meth:`val_dataloader`, over the whole test split (``data.test``, else ``data.val``)."""
+        return self._eval_loader("test", None)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Batches ``{image, label, index}`` of every sample of ``predict`` in source order.
+
+        A latent writer among the trainer's callbacks (one with ``predict_sampler``, e.g.
+        :class:`~vtp_lightning.latents.LatentWriter`) decides which indices this rank encodes.
+        """
         self.setup()
-        source = self.val_source
-        if isinstance(source, IndexedSource) or self.val_limit is not None:
-            dataset = self._eval_items("val", self.val_limit, with_caption=True)
+        source = self.predict_source
+        if not isinstance(source, IndexedSource):
+            raise ConfigError(
+                f"lightning predict needs an indexed source to number every sample, not {source.describe()}; "
+                "use an ImageFolder, CaptionFile or FashionMNISTIDX source as data.predict"
+            )
+        dataset = PredictItems(source, self._eval_view())
+        trainer = self.trainer
+        writer = (
+            next((c for c in trainer.callbacks if hasattr(c, "predict_sampler")), None) if trainer else None
+        )
+        sampler = None
+        if writer is not None:
+            sampler = writer.predict_sampler(
+                trainer, len(dataset), self.batch_size, source.describe(), self.image_size
+            )
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler, num_workers=self.num_workers
+        )
+
+    def _eval_loader(self, split: str, limit: int | None) -> DataLoader:
+        self.setup()
+        source = self.source(split)
+        if isinstance(source, IndexedSource) or limit is not None:
+            dataset = self._eval_items(split, limit, with_caption=True)
         else:
             dataset = StreamingEvalItems(source, self._eval_view(), self.skip_corrupt)
         return DataLoader(
