@@ -11,14 +11,22 @@ import torch
 import yaml
 from PIL import Image
 
+from callbacks import GenerationEvaluation
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.metrics.generation import GenerationProtocol
-from vtp_lightning.protocol_eval import ProtocolImages, evaluate_protocol, main, protocol_from_config
+from vtp_lightning.metrics.generation_eval import GenerationCounts
+from vtp_lightning.protocol_eval import evaluate_protocol, main, protocol_from_config
 from vtp_lightning.tokenizer import AETokenizer
 
 TINY = GenerationProtocol(dit="tiny", train_steps=4, batch_size=8, sampling_steps=2, num_samples=20, seed=3)
 # 60 training images drawn by seed 3 cover all 10 classes, so the grid has 10 columns
-IMAGES = ProtocolImages(train_images=60, reference_images=20, batch_size=20)
+IMAGES = GenerationCounts(train_images=60, reference_images=20, batch_size=20)
+
+
+@pytest.fixture(autouse=True)
+def isolated_reference_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference features are cached in the test's own folder, never in the user's home."""
+    monkeypatch.setenv("VTP_CACHE_DIR", str(tmp_path / "vtp-cache"))
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +56,33 @@ def test_the_protocol_comes_from_the_experiment_configs_generation_callback() ->
         c for c in run["trainer"]["callbacks"] if c["class_path"].endswith("GenerationEvaluation")
     ]
 
-    fields, images = protocol_from_config(Path("experiments/ae.yaml"))
+    fields, counts = protocol_from_config(Path("experiments/ae.yaml"))
 
     assert fields == generation["init_args"]["protocol"]
-    assert images.train_images == generation["init_args"]["train_images"]
-    assert images.reference_images == generation["init_args"]["reference_images"]
+    assert counts.train_images == generation["init_args"]["train_images"]
+    assert counts.reference_images == generation["init_args"]["reference_images"]
+    # what the config leaves unset (the batch size) is the callback's default: the grid's cells ran with it
+    callback = GenerationEvaluation(**{k: v for k, v in generation["init_args"].items() if k != "protocol"})
+    assert counts == callback.counts
+
+
+def test_the_generation_callback_is_found_by_its_class_not_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_generation.py").write_text(
+        "from callbacks import GenerationEvaluation\n\n\nclass Mine(GenerationEvaluation):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    callbacks = [
+        {"class_path": "vtp_lightning.data.VTPDataModule", "init_args": {"train_images": 1}},  # not one
+        {"class_path": "my_generation.Mine", "init_args": {"train_images": 7, "batch_size": 3}},
+    ]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}}))
+
+    fields, counts = protocol_from_config(config)
+
+    assert (fields, counts.train_images, counts.batch_size) == ({}, 7, 3)
 
 
 def test_a_bad_checkpoint_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ import torch
 from callbacks import GenerationEvaluation
 from callbacks.evaluation import frozen
 from vtp_lightning.metrics.generation import GenerationProtocol
+from vtp_lightning.metrics.generation_eval import draw_protocol_images
 
 IMAGES = 24
 
@@ -64,8 +65,11 @@ def test_the_reference_and_training_images_are_drawn_by_the_protocol_seed(make_d
     trainer = fake_trainer(make_data(multicrop=False))
 
     def reference_indices(seed: int) -> list[int]:
-        protocol = generation(seed).protocol
-        return list(generation(seed)._protocol_images(trainer, "val", IMAGES, protocol).indices)
+        callback = generation(seed)
+        drawn = draw_protocol_images(
+            trainer.datamodule.eval_dataset, "val", IMAGES, callback.counts, callback.protocol
+        )
+        return list(drawn.indices)
 
     assert reference_indices(0) == reference_indices(0)
     assert reference_indices(0) != reference_indices(1)

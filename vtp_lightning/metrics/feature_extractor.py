@@ -5,16 +5,16 @@ An extractor is a frozen ``nn.Module`` mapping images ``(B, 3, H, W)`` in ``[0, 
 reference-statistics cache key, so statistics from different networks can never be mixed.
 
 Metric names: a distance computed with extractor ``x`` is called ``{kind}fd_{x}`` (``rfd_fmnist``,
-``gfd_fmnist``), a kernel distance ``{kind}kd_{x}``. Only
-:class:`~vtp_lightning.metrics.inception.InceptionFeatureExtractor` overrides these to ``{kind}fid``
-and ``{kind}kid``: a number is called FID only when it was computed with the real
-Inception weights and is comparable with published FIDs.
+``gfd_fmnist``), a kernel distance ``{kind}kd_{x}``; Inception's are ``{kind}fid`` and ``{kind}kid``.
+The rule lives in :mod:`vtp_lightning.metric_names`, where the report reads it too.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from vtp_lightning.metric_names import distance_metric_name, kernel_metric_name
 
 
 class FeatureExtractor(nn.Module):
@@ -26,11 +26,11 @@ class FeatureExtractor(nn.Module):
 
     def metric_name(self, kind: str) -> str:
         """Logged name of a distance computed with this extractor; ``kind`` is ``"r"`` or ``"g"``."""
-        return f"{kind}fd_{self.name}"
+        return distance_metric_name(kind, self.name)
 
     def kernel_metric_name(self, kind: str) -> str:
         """Logged name of a kernel distance (KID's statistic) with this extractor: ``gkd_fmnist``."""
-        return f"{kind}kd_{self.name}"
+        return kernel_metric_name(kind, self.name)
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         """Stay in eval mode: a parent's ``.train()`` must never switch batch-norm statistics on."""

@@ -149,14 +149,6 @@ class InceptionFeatureExtractor(FeatureExtractor):
         self.network = load_inception_network(path)
         self.freeze()
 
-    def metric_name(self, kind: str) -> str:
-        """``rfid`` / ``gfid``: this is the one extractor whose distance is a real FID."""
-        return f"{kind}fid"
-
-    def kernel_metric_name(self, kind: str) -> str:
-        """``gkid``: the kernel distance on the real Inception features is KID."""
-        return f"{kind}kid"
-
     @torch.no_grad()
     def forward(self, images01: torch.Tensor) -> torch.Tensor:
         self.check_images(images01)

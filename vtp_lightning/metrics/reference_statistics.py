@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -26,6 +27,7 @@ from vtp_lightning.metrics.feature_extractor import FeatureExtractor
 from vtp_lightning.metrics.feature_statistics import FeatureStatistics
 
 CACHE_DIR_ENV = "VTP_CACHE_DIR"
+_SCALAR = (str, int, float, bool, type(None), Path)
 
 
 def default_cache_dir() -> Path:
@@ -33,6 +35,36 @@ def default_cache_dir() -> Path:
     root = os.environ.get(CACHE_DIR_ENV)
     base = Path(root).expanduser() if root else Path.home() / ".cache" / "vtp_lightning"
     return base / "fid_stats"
+
+
+def _describe(source: Any) -> str:
+    """Class name plus the source's simple settings (paths, split): the same data gives the same text.
+
+    Paths count as settings (as text), and so do public lists of them (e.g. WebDataset shard URLs,
+    as a digest): two folders or shard sets must never share reference statistics.
+    """
+    if source is None:
+        return "default"
+    simple: dict[str, Any] = {}
+    for key, value in sorted(vars(source).items()):
+        if isinstance(value, list | tuple) and not key.startswith("_"):
+            if not all(isinstance(item, _SCALAR) for item in value):
+                continue
+            text = json.dumps([item if item is None else str(item) for item in value])
+            value = f"{len(value)} items, sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        elif not isinstance(value, _SCALAR):
+            continue
+        simple[key] = str(value) if isinstance(value, Path) else value
+    return f"{type(source).__qualname__}{simple}"
+
+
+def data_id(datamodule: Any, split: str, num_images: int) -> str:
+    """A stable name for the real images reference statistics are computed on (a datamodule with
+    ``source(split)``, ``image_size`` and ``seed``, like ``VTPDataModule``): the cache key's data part."""
+    source = datamodule.source(split) if hasattr(datamodule, "source") else None
+    size = getattr(datamodule, "image_size", "?")
+    seed = getattr(datamodule, "seed", 0)
+    return f"{_describe(source)}|split={split}|n={num_images}|size={size}|order_seed={seed}"
 
 
 @dataclass(frozen=True)
