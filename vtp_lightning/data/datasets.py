@@ -15,7 +15,7 @@ evaluation order (never one already inside the subset while there are others).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -23,7 +23,13 @@ from torch.utils.data import Dataset, IterableDataset
 
 from vtp_lightning.data.image_io import to_rgb
 from vtp_lightning.data.resumable import SeededKey, seeded_fetch
-from vtp_lightning.data.sharding import current_partition
+from vtp_lightning.data.sharding import (
+    StreamPartition,
+    batches_per_worker,
+    consumer_seed,
+    current_partition,
+    next_turn,
+)
 from vtp_lightning.data.sources.base import IndexedSource, Sample, StreamingSource
 from vtp_lightning.data.views import ReconstructionView, to_normalized_batch
 from vtp_lightning.errors import ConfigError, DataError
@@ -88,18 +94,45 @@ class StreamingTrainItems(IterableDataset):
         self.source = source
         self.skip_corrupt = skip_corrupt
         self.rank, self.world_size = rank, world_size
+        # set by ResumableStreamLoader before each epoch (None: a fresh shuffle, nothing skipped)
+        self.seed: int | None = None
+        self.epoch = 0
+        self.skip_batches, self.batch_size = 0, 1
 
     def __iter__(self) -> Iterator[Sample | Unreadable]:
         partition = current_partition(self.rank, self.world_size)
         epoch = self.source.samples_per_epoch
+        worker_batches = self._worker_batches(partition, epoch)
+        if self.skip_batches and partition.num_workers > 1:
+            # the resumed loader asks its worker 0 first: let it play the consumer whose turn is next,
+            # so batches come in the uninterrupted run's order
+            first = next_turn(self.skip_batches, partition.num_workers, worker_batches)
+            partition = replace(partition, worker=(partition.worker + first) % partition.num_workers)
         if epoch is None and partition.world_size > 1:
             raise ConfigError(
                 f"{self.source.describe()}: training on {partition.world_size} ranks needs samples_per_epoch "
                 "on the streaming source, so that every rank yields the same number of batches"
             )
         limit = partition.quota(epoch) if epoch is not None else None
-        for item in self.source.iter_samples(partition, shuffle=True, limit=limit, endless=epoch is not None):
+        seed = None if self.seed is None else consumer_seed(self.seed, self.epoch, partition)
+        taken = batches_per_worker(self.skip_batches, partition.num_workers, worker_batches)
+        skip = taken[partition.worker] * self.batch_size
+        if limit is not None:
+            limit = max(0, limit - skip)
+        items = self.source.iter_samples(
+            partition, shuffle=True, limit=limit, endless=epoch is not None, seed=seed, skip=skip
+        )
+        for item in items:
             yield _checked(item, self.skip_corrupt)
+
+    def _worker_batches(self, partition: StreamPartition, samples_per_epoch: int | None) -> list[int] | None:
+        """Batches each worker of this rank builds per epoch (it drops its last partial batch)."""
+        if samples_per_epoch is None:
+            return None
+        return [
+            replace(partition, worker=w).quota(samples_per_epoch) // self.batch_size
+            for w in range(partition.num_workers)
+        ]
 
 
 def _checked(item: Sample | DataError, skip_corrupt: bool) -> Sample | Unreadable:

@@ -13,9 +13,11 @@ consumer has produced exactly its quota (:meth:`StreamPartition.quota`).
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import torch
 import torch.distributed as dist
@@ -70,3 +72,43 @@ def current_partition(rank: int | None = None, world_size: int | None = None) ->
 def fresh_seed() -> int:
     """A seed drawn from torch's RNG: different per worker and per epoch, reproducible under a seed."""
     return int(torch.randint(0, 2**62, ()).item())
+
+
+def consumer_seed(seed: int, epoch: int, partition: StreamPartition) -> int:
+    """The shuffle seed of one consumer in one epoch: a function of the run's seed and the consumer's
+    place only, so a resumed run reads each consumer's stream in the order the uninterrupted run did."""
+    text = f"vtp-stream/{seed}/{epoch}/{partition.rank}/{partition.world_size}"
+    text += f"/{partition.worker}/{partition.num_workers}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def worker_turns(num_workers: int, worker_batches: Sequence[int] | None = None) -> Iterator[int]:
+    """The worker that builds each batch of an epoch, in the order a DataLoader hands them out.
+
+    A DataLoader over an iterable dataset asks its workers for batches in turn and hands them out in
+    that order; a worker whose stream has ended is asked no more. ``worker_batches``: how many batches
+    each worker's stream holds this epoch (``None``: without end).
+    """
+    workers = max(1, num_workers)
+    left = list(worker_batches) if worker_batches is not None else None
+    while left is None or any(left):
+        for worker in range(workers):
+            if left is None or left[worker] > 0:
+                if left is not None:
+                    left[worker] -= 1
+                yield worker
+
+
+def batches_per_worker(
+    consumed: int, num_workers: int, worker_batches: Sequence[int] | None = None
+) -> list[int]:
+    """How many of the first ``consumed`` batches of an epoch each worker built (see :func:`worker_turns`)."""
+    taken = [0] * max(1, num_workers)
+    for worker in islice(worker_turns(num_workers, worker_batches), consumed):
+        taken[worker] += 1
+    return taken
+
+
+def next_turn(consumed: int, num_workers: int, worker_batches: Sequence[int] | None = None) -> int:
+    """The worker that builds batch ``consumed`` (0 when the epoch has no such batch)."""
+    return next(islice(worker_turns(num_workers, worker_batches), consumed, None), 0)

@@ -85,10 +85,14 @@ class StreamingSource(ImageTextSource):
         shuffle: bool,
         limit: int | None = None,
         endless: bool = False,
+        seed: int | None = None,
+        skip: int = 0,
     ) -> Iterator[Sample | DataError]:
         """Yield this partition's samples (every sample when ``partition`` is None).
 
         An unreadable sample is yielded as its :class:`DataError` instead of raised, so the caller can
         skip it and go on (``skip_corrupt``) or raise it. ``endless`` cycles through the shards again
-        and again; ``limit`` stops after that many items.
+        and again, each pass holding every sample of the partition once; ``limit`` stops after that
+        many items. ``seed`` fixes the shuffled order (``None``: a fresh one); ``skip`` passes over the
+        first items of that order without decoding them (resuming mid-epoch).
         """

@@ -96,34 +96,50 @@ class WebDatasetShards(StreamingSource):
         shuffle: bool,
         limit: int | None = None,
         endless: bool = False,
+        seed: int | None = None,
+        skip: int = 0,
     ) -> Iterator[Sample | DataError]:
         shards, stride, offset = (self.urls, 1, 0) if partition is None else partition.select(self.urls)
         if not shards or limit == 0:
             return
-        rng = random.Random(fresh_seed()) if shuffle else None
+        rng = random.Random(fresh_seed() if seed is None else seed) if shuffle else None
         # workers that stride over the same shards must read them in the same order: no shard shuffle
         shard_rng = rng if stride == 1 else None
-        stream: Iterator[Any] = islice(self._records(shards, shard_rng, endless), offset, None, stride)
-        if rng is not None:
-            stream = _shuffled(stream, self.shuffle_buffer, rng)
         produced = 0
-        for item in islice(stream, limit):
+        stream = islice(self._passes(shards, stride, offset, shard_rng, rng, endless), skip, None)
+        for item in islice(stream, limit):  # ``skip`` records are passed over undecoded
             produced += 1
             yield item if isinstance(item, DataError) else self._decode(item)
-        if produced == 0 and stride == 1:
+        if produced == 0 and stride == 1 and skip == 0:
             raise DataError(f"shards {shards[:3]} hold no samples; check the tar files")
 
-    def _records(self, shards: list[str], rng: random.Random | None, endless: bool) -> Iterator[Any]:
-        """Raw records (dicts of bytes) or DataErrors, shard after shard; ``endless`` loops forever."""
+    def _passes(
+        self,
+        shards: list[str],
+        stride: int,
+        offset: int,
+        shard_rng: random.Random | None,
+        rng: random.Random | None,
+        endless: bool,
+    ) -> Iterator[Any]:
+        """Raw records (dicts of bytes) or DataErrors, pass after pass; ``endless`` loops forever.
+
+        Each pass is shuffled on its own (shard order, then the buffer, which is emptied at the end of
+        the pass), so a pass holds each of the consumer's records exactly once: an ``endless`` stream
+        cut at one pass's length never repeats a record before every other has come.
+        """
         while True:
             order = list(shards)
+            if shard_rng is not None:
+                shard_rng.shuffle(order)
+            records: Iterator[Any] = (r for shard in order for r in self._shard_records(shard))
+            records = islice(records, offset, None, stride)
             if rng is not None:
-                rng.shuffle(order)
+                records = _shuffled(records, self.shuffle_buffer, rng)
             produced = 0
-            for shard in order:
-                for record in self._shard_records(shard):
-                    produced += 1
-                    yield record
+            for record in records:
+                produced += 1
+                yield record
             if not endless or produced == 0:
                 return
 
