@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from vtp_lightning.errors import CheckpointError
 from vtp_lightning.official.command import main
 from vtp_lightning.official.convert import convert
+from vtp_lightning.official.model_options import model_options
 from vtp_lightning.official.source import read_official
 from vtp_lightning.tokenizer import CLIPAETokenizer, VTPTokenizer
 from vtp_lightning.weights.pretrained import from_pretrained, read_weights
@@ -50,9 +51,10 @@ def test_every_official_tensor_is_converted_or_left_out_with_a_reason(source: st
     checkpoint = read_official(FIXTURES / source)
     converted = convert(checkpoint, text_heads=2)
     assert len(converted.state) + len(converted.left_out) == len(checkpoint.tensors)
-    assert converted.tokenizer_class == f"{cls.__module__}.{cls.__qualname__}"
+    options = model_options(converted)
+    assert options.class_path == f"{cls.__module__}.{cls.__qualname__}"
     # the converted tensors are exactly the parameters and RoPE periods of the composition they name
-    model_state = cls(**converted.options).state_dict()
+    model_state = cls(**options.init_args).state_dict()
     own = {k for k in model_state if not k.endswith(("center", "center_initialized"))}
     assert set(converted.state) == own
     assert all(converted.state[k].shape == model_state[k].shape for k in own)
@@ -118,7 +120,7 @@ def test_a_dino_gain_other_than_one_is_refused_unless_the_heads_are_dropped(tmp_
     _expect_one_error(path, "weight_g", "--drop-ssl-heads", text_heads=2)
     converted = convert(read_official(path), text_heads=2, drop_ssl_heads=True)
     assert not any("ssl_head" in k for k in converted.state)
-    assert converted.tokenizer_class.endswith(".CLIPAETokenizer")
+    assert model_options(converted).tokenizer is CLIPAETokenizer
 
 
 def test_layerscale_and_qk_norm_are_refused_by_name(tmp_path: Path) -> None:
@@ -148,6 +150,6 @@ def test_a_truncated_or_foreign_file_is_one_error_line(tmp_path: Path, capsys) -
 
 def test_init_weights_refuses_official_weights_for_a_model_with_integer_rope_positions() -> None:
     converted = convert(read_official(FIXTURES / "hf"))
-    model = CLIPAETokenizer(**{**converted.options, "rope_coords": "index"})
+    model = CLIPAETokenizer(**{**model_options(converted).init_args, "rope_coords": "index"})
     with pytest.raises(CheckpointError, match="rope_coords: normalized"):
         model.load_matching_weights(FIXTURES / "hf")

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from vtp_lightning.official.convert import convert
+from vtp_lightning.official.model_options import model_options
 from vtp_lightning.official.source import read_official
 from vtp_lightning.tokenizer import CLIPAETokenizer, VTPTokenizer
 from vtp_lightning.weights.pretrained import from_pretrained
@@ -65,7 +66,7 @@ def _autoencoder_of(source: str):
 def _tokenizer(cls: type, source: str, **extra: object):
     converted = convert(read_official(FIXTURES / source), text_heads=2)
     torch.manual_seed(0)
-    model = cls(**converted.options, **extra).eval()
+    model = cls(**model_options(converted).init_args, **extra).eval()
     assert model.load_matching_weights(FIXTURES / source)  # init_weights reads the official file directly
     return model
 
@@ -108,7 +109,7 @@ def test_integer_index_rope_does_not_reproduce_the_official_latents() -> None:
     """The fixtures tell the RoPE modes apart (they are not near-uniform attention)."""
     official = load_file(str(FIXTURES / "hf_outputs.safetensors"))
     converted = convert(read_official(FIXTURES / "hf"))
-    options = {**converted.options, "rope_coords": "index"}
+    options = {**model_options(converted).init_args, "rope_coords": "index"}
     model = CLIPAETokenizer(**options).eval()
     state = {k: v for k, v in converted.state.items() if not k.endswith("rope.periods")}
     model.load_state_dict(state, strict=False)

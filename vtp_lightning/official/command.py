@@ -23,6 +23,7 @@ from pathlib import Path
 
 from vtp_lightning.errors import VTPError
 from vtp_lightning.official.convert import Converted, convert
+from vtp_lightning.official.model_options import model_options
 from vtp_lightning.official.source import read_official
 from vtp_lightning.weights.export_dir import OPTIONS_NAME, write_export_dir
 
@@ -34,16 +35,7 @@ def convert_official(
     checkpoint = read_official(source)
     converted = convert(checkpoint, text_heads=text_heads, drop_ssl_heads=drop_ssl_heads)
     out = Path(out_dir)
-    options = {
-        "model": {
-            "class_path": converted.tokenizer_class,
-            "init_args": {**converted.options, "init_weights": str(out.resolve())},
-        },
-        "data": {
-            "image_size": converted.options["image_size"],
-            "patch_size": converted.options["patch_size"],
-        },
-    }
+    options = model_options(converted)
     header = (
         f"# written by vtp-convert from {Path(source).resolve()}: modules of exactly these shapes and maths\n"
     )
@@ -52,11 +44,11 @@ def convert_official(
         converted.state,
         architecture=converted.architecture,
         source=Path(source).resolve(),
-        tokenizer_class=converted.tokenizer_class,
+        tokenizer_class=options.class_path,
         extra={
-            "official": {"layout": checkpoint.layout, "options": converted.options, "notes": converted.notes}
+            "official": {"layout": checkpoint.layout, "options": options.init_args, "notes": converted.notes}
         },
-        options=options,
+        options=options.config(init_weights=str(out.resolve())),
         options_header=header,
     )
     return out, converted
