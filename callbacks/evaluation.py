@@ -1,8 +1,8 @@
 """What every evaluation callback shares: when to run, on which weights, and how results are recorded.
 
 An evaluation runs every ``every_n_steps`` optimiser steps and/or at the end of fit, and once at
-the end of ``lightning validate`` (e.g. on a converted official checkpoint given as ``init_weights``),
-on the frozen current weights (the model is put in eval mode under ``torch.no_grad`` and restored afterwards).
+the end of ``lightning validate`` (e.g. on a converted official checkpoint given as ``init_weights``)
+and of ``lightning test`` (on the test split, see :attr:`EvaluationCallback.eval_split`), on the frozen current weights (the model is put in eval mode under ``torch.no_grad`` and restored afterwards).
 
 Results are written straight to every logger at the current global step, together with the compute
 spent so far (``compute/*`` from :class:`callbacks.compute.ComputeAccounting` when present), so each
@@ -16,7 +16,7 @@ the same number, and only rank 0's loggers write it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ class EvaluationCallback(Callback):
 
     #: a short name used in messages and file names
     name: str = "evaluation"
+    #: the held-out split evaluations read: ``"val"``, or ``"test"`` while ``lightning test`` runs them
+    eval_split: str = "val"
 
     def __init__(
         self, every_n_steps: int | None = None, at_fit_end: bool = True, batch_size: int = 256
@@ -96,6 +98,19 @@ class EvaluationCallback(Callback):
         if trainer.state.fn == "validate" and not trainer.sanity_checking:
             self.run(trainer, pl_module)
 
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.applies_to(pl_module):
+            self.check_inputs()
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``lightning test`` runs the evaluation once on the test split, logged as ``test/<metric>``
+        through the module, so Lightning prints it in its metrics table and returns it from ``test``."""
+        self.eval_split = "test"
+        try:
+            self.run(trainer, pl_module)
+        finally:
+            self.eval_split = "val"
+
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         """Evaluate now on frozen weights, record the results, restore the training mode."""
         if not self.applies_to(pl_module):
@@ -107,7 +122,10 @@ class EvaluationCallback(Callback):
         self.seconds_spent += time.perf_counter() - start
         self._last_evaluated_step = trainer.global_step
         self.last_results = dict(results)
-        record(trainer, pl_module, results)
+        if self.eval_split == "test":
+            log_test_results(pl_module, results)
+        else:
+            record(trainer, pl_module, results)
         return results
 
     def state_dict(self) -> dict[str, Any]:
@@ -171,6 +189,13 @@ def record(trainer: pl.Trainer, pl_module: pl.LightningModule, results: dict[str
         trainer.callback_metrics[key] = torch.tensor(float(value))
 
 
+def log_test_results(pl_module: pl.LightningModule, results: dict[str, float]) -> None:
+    """Log ``eval/<metric>`` results as ``test/<metric>`` through the module (every rank holds the
+    same gathered numbers, so nothing is reduced)."""
+    for key, value in results.items():
+        pl_module.log(f"test/{key.removeprefix('eval/')}", float(value), sync_dist=False)
+
+
 def run_directory(trainer: pl.Trainer) -> Path:
     """Where evaluation artefacts (image grids, protocol JSON) go: the run's log dir.
 
@@ -231,6 +256,12 @@ def gather(trainer: pl.Trainer, tensor: torch.Tensor) -> torch.Tensor:
         return tensor
     gathered = trainer.strategy.all_gather(tensor)
     return gathered.reshape(-1, *tensor.shape[1:])
+
+
+def held_out_as(eval_dataset: Callable[..., Dataset], eval_split: str) -> Callable[..., Dataset]:
+    """``eval_dataset(split, n)`` whose held-out split (``"val"``) is read from ``eval_split`` instead:
+    for code that names ``"val"`` itself (the gFD protocol), so ``lightning test`` scores on the test split."""
+    return lambda split, limit=None: eval_dataset(eval_split if split == "val" else split, limit)
 
 
 def datamodule_of(trainer: pl.Trainer) -> Any:

@@ -26,6 +26,7 @@ from callbacks.evaluation import (
     datamodule_of,
     gather,
     has_trained_decoder,
+    held_out_as,
     rank_shard,
     run_directory,
     save_and_log_image,
@@ -126,16 +127,18 @@ class GenerationEvaluation(EvaluationCallback):
         protocol = self.protocol.with_run_seed(run_seed())
         extractor = self.extractor.get(pl_module.device)
         classifier = None
-        if agreement_applies(self.class_agreement, datamodule.class_names("val"), FASHION_MNIST_CLASSES):
+        if agreement_applies(
+            self.class_agreement, datamodule.class_names(self.eval_split), FASHION_MNIST_CLASSES
+        ):
             classifier = extractor if extractor.name == "fmnist" else self.classifier.get(pl_module.device)
         run = evaluate_generation(
             pl_module.encode,
             pl_module.decode,
-            datamodule.eval_dataset,
+            held_out_as(datamodule.eval_dataset, self.eval_split),
             extractor,
             protocol,
             self.counts,
-            reference_id=data_id(datamodule, "val", self.counts.pool_images),
+            reference_id=data_id(datamodule, self.eval_split, self.counts.pool_images),
             image_size=datamodule.image_size,
             classifier=classifier,
             keep_samples=self.grid_images,

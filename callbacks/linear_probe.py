@@ -77,7 +77,7 @@ class LinearProbeEvaluation(EvaluationCallback):
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         train_x, train_y = self._features(trainer, pl_module, "train", self.train_images)
-        eval_x, eval_y = self._features(trainer, pl_module, "val", self.eval_images)
+        eval_x, eval_y = self._features(trainer, pl_module, self.eval_split, self.eval_images)
         results = {}
         for kind in ("cls", "latent"):
             result = linear_probe(train_x[kind], train_y, eval_x[kind], eval_y, **self.grid)

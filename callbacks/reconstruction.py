@@ -70,7 +70,7 @@ class ReconstructionEvaluation(EvaluationCallback):
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         datamodule = datamodule_of(trainer)
-        dataset = datamodule.eval_dataset("val", self.num_images)
+        dataset = datamodule.eval_dataset(self.eval_split, self.num_images)
         extractor = self.extractor.get(pl_module.device)
         features, psnr, ssim, shown = [], [], [], None
         for images, _ in iterate_images(dataset, trainer, pl_module.device, self.batch_size):
@@ -87,7 +87,7 @@ class ReconstructionEvaluation(EvaluationCallback):
         recon_stats = FeatureStatistics.from_features(gather(trainer, torch.cat(features)).double())
         real_stats = cached_reference_statistics(
             extractor,
-            data_id(datamodule, "val", len(dataset)),
+            data_id(datamodule, self.eval_split, len(dataset)),
             lambda: real_images01(dataset, self.batch_size),
             num_images=len(dataset),
             image_size=datamodule.image_size,

@@ -43,14 +43,14 @@ class ZeroShotEvaluation(EvaluationCallback):
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         datamodule = datamodule_of(trainer)
-        class_names = datamodule.class_names("val")
+        class_names = datamodule.class_names(self.eval_split)
         if not class_names:
             raise ConfigError("zero-shot needs class names on the validation source; this source has none")
 
         classifier = build_zero_shot_classifier(
             pl_module.encode_text, datamodule.tokenize, class_names, self.templates, device=pl_module.device
         )
-        dataset = datamodule.eval_dataset("val", self.eval_images)
+        dataset = datamodule.eval_dataset(self.eval_split, self.eval_images)
         embeddings, labels = [], []
         for images, y in iterate_images(dataset, trainer, pl_module.device, self.batch_size):
             embeddings.append(pl_module.encode_image_embedding(images).float())
