@@ -63,7 +63,19 @@ bench: install ## full step vs a reference (VTP_REF=/path/to/VTP: official code;
 
 # ---- scale on this machine (issue 21, stream D) ----
 TUXPAINT_OUT ?= outputs/tuxpaint
+PRECISION ?= bf16-mixed
 tuxpaint-shards: install ## 256 px WebDataset shards from Debian's tuxpaint-stamps-default (apt-get download, cached) into $(TUXPAINT_OUT)
 	$(BIN)/python scripts/make_tuxpaint_shards.py --out $(TUXPAINT_OUT)
 
-.PHONY: tuxpaint-shards
+tuxpaint-s: install ## VTP-S on the Tux Paint shards for 24 CPU steps (bf16-mixed; PRECISION=32-true for fp32), then resume 4 steps and export
+	$(BIN)/lightning fit --config experiments/scale/tuxpaint_s_cpu.yaml --trainer.precision $(PRECISION) \
+		--trainer.default_root_dir outputs/scale/tuxpaint_s_cpu_$(PRECISION)
+	$(BIN)/lightning fit --config experiments/scale/tuxpaint_s_cpu.yaml --trainer.precision $(PRECISION) \
+		--trainer.default_root_dir outputs/scale/tuxpaint_s_cpu_$(PRECISION) --trainer.max_steps 28 \
+		--ckpt_path outputs/scale/tuxpaint_s_cpu_$(PRECISION)/checkpoints/last.ckpt
+	$(BIN)/vtp-export outputs/scale/tuxpaint_s_cpu_$(PRECISION)/checkpoints/last.ckpt outputs/scale/tuxpaint_s_cpu_$(PRECISION)/export
+
+gpu-check: install ## one <= 8 min GPU session: S/B/L bf16 step, images/s, MFU, largest batch, compile, DDP vs FSDP, data workers (GPU_CHECK_DRY=1: CPU, tiny)
+	$(BIN)/python scripts/gpu_check.py
+
+.PHONY: tuxpaint-shards tuxpaint-s gpu-check

@@ -159,6 +159,18 @@ def test_without_at_fit_end_nothing_is_evaluated_after_the_last_step(
     assert steps == ["2"]
 
 
+@pytest.mark.integration
+def test_reconstruction_without_an_extractor_logs_psnr_and_ssim_only(
+    tmp_path: Path, make_ae, fit_tiny, metrics_of
+) -> None:
+    """``feature_extractor: null`` (256 px data with no fitting feature net): no Fréchet distance at all."""
+    evaluation = ReconstructionEvaluation(num_images=16, feature_extractor=None, grid_images=0, batch_size=16)
+    fit_tiny(make_ae(), tmp_path, [evaluation], max_steps=1)
+    logged = {key for row in metrics_of(tmp_path) for key, value in row.items() if value}
+    assert {"eval/psnr", "eval/ssim"} <= logged
+    assert not any(key.startswith(("eval/rfd", "eval/rfid")) for key in logged)
+
+
 # ---------------------------------------------------------------------------------- artefacts
 def test_run_directory_is_the_loggers_folder_and_needs_no_other_rank(tmp_path: Path) -> None:
     """Artefacts are written on rank 0 only: finding the folder must not be a collective."""
