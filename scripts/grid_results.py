@@ -16,14 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from vtp_lightning.grid import DONE, is_done
+from vtp_lightning.grid_layout import ATTEMPTS, DONE, METRICS, finished_cells, is_done
 
-KEPT = (DONE, "cell.json", "attempts.jsonl", "summary.json", "metrics.csv", "config.yaml")
-KEPT_GLOBS = ("attempts/*/metrics.csv", "generation/protocol_*.json")
-
-
-def finished_cells(root: Path) -> list[Path]:
-    return sorted(done.parent for done in root.glob(f"*/*x/seed*/{DONE}"))
+KEPT = (DONE, "cell.json", ATTEMPTS, "summary.json", METRICS, "config.yaml")
+KEPT_GLOBS = (f"attempts/*/{METRICS}", "generation/protocol_*.json")
 
 
 def copy_cell(cell: Path, source_root: Path, target_root: Path) -> None:

@@ -24,7 +24,9 @@ and ``config.yaml`` of interrupted attempts, moved aside before resuming because
 CSV logger deletes an existing ``metrics.csv``), the run's ``metrics.csv`` and ``checkpoints/``,
 and on success ``DONE`` (JSON: wall time, exit code, attempts). A cell with ``DONE`` is skipped;
 one with ``checkpoints/last.ckpt`` but no ``DONE`` is resumed from it. ``.lock`` is held
-(``flock``) while a cell trains, so two ``make`` processes never train the same cell.
+(``flock``) while a cell trains, so two ``make`` processes never train the same cell. These
+names, the folder layout and the done state are :mod:`vtp_lightning.grid_layout`'s, which the
+report and ``scripts/grid_results.py`` read too.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import argparse
 import contextlib
 import fcntl
 import json
-import math
 import os
 import platform
 import shlex
@@ -54,55 +55,31 @@ from omegaconf import OmegaConf
 from vtp_lightning.combinations import COMBINATIONS as ALL_COMBINATIONS
 from vtp_lightning.config_files import load_config
 from vtp_lightning.errors import ConfigError, VTPError
+from vtp_lightning.grid_layout import (
+    ATTEMPTS,
+    DONE,
+    LAST_CHECKPOINT,
+    LOCK,
+    METRICS,
+    Cell,
+    cell_status,
+    format_budget,
+    is_done,
+    parse_budget,
+    read_attempts,
+)
+from vtp_lightning.grid_layout import grid_cells as _grid_cells
 
 COMBINATIONS: tuple[str, ...] = tuple(ALL_COMBINATIONS)
 BUDGETS: tuple[float, ...] = (1.0, 3.0, 10.0)
 SEEDS: tuple[int, ...] = (0,)
 
-DONE = "DONE"
-LOCK = ".lock"
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
-MOVED_ASIDE_ON_RESUME = ("metrics.csv", "config.yaml")
+MOVED_ASIDE_ON_RESUME = (METRICS, "config.yaml")
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another process is training this cell
 TRAIN_COMMAND_ENV = "VTP_GRID_TRAIN_COMMAND"
 
 
-# -- naming -----------------------------------------------------------------------------------
-
-
-def format_budget(budget: float) -> str:
-    """The shortest spelling of a budget (3.0 -> '3', 0.5 -> '0.5'); folder names use it."""
-    return f"{budget:g}"
-
-
-def parse_budget(text: str) -> float:
-    """A positive budget written the shortest way, so ``make`` targets and folders agree."""
-    try:
-        budget = float(text)
-    except ValueError:
-        raise ConfigError(f"budget {text!r} is not a number (write e.g. 1, 3, 10 or 0.5)") from None
-    if not math.isfinite(budget) or budget <= 0:
-        raise ConfigError(f"budget must be a positive number, got {text!r}")
-    if format_budget(budget) != text:
-        raise ConfigError(f"write budget {text!r} as {format_budget(budget)!r} (folder names use that form)")
-    return budget
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One training run of the grid."""
-
-    grid: str
-    combination: str
-    budget: float
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.combination}/{format_budget(self.budget)}x/seed{self.seed}"
-
-    def directory(self, runs_dir: Path) -> Path:
-        return Path(runs_dir) / self.grid / self.name
+# -- cells (their layout: vtp_lightning.grid_layout) ---------------------------------------
 
 
 def grid_cells(
@@ -112,7 +89,7 @@ def grid_cells(
     seeds: Sequence[int] = SEEDS,
 ) -> list[Cell]:
     """Every cell, combination-major (the order ``make grid`` lists them in)."""
-    return [Cell(grid, c, b, s) for c in combinations for b in budgets for s in seeds]
+    return _grid_cells(grid, combinations, budgets, seeds)
 
 
 # -- experiment configs -----------------------------------------------------------------------
@@ -203,10 +180,6 @@ class CellRun:
         return prefix + args + list(self.extra)
 
 
-def is_done(directory: Path) -> bool:
-    return (directory / DONE).is_file()
-
-
 def run_cell(run: CellRun) -> int:
     """Train one cell unless it is DONE; resume it if interrupted. Returns an exit code."""
     directory = run.directory
@@ -232,7 +205,7 @@ def _train(run: CellRun) -> int:
     directory = run.directory
     last = directory / LAST_CHECKPOINT
     resume_from = last if last.is_file() else None
-    attempt = len(_attempts(directory)) + 1
+    attempt = len(read_attempts(directory)) + 1
     if resume_from is not None:
         _move_aside_previous_outputs(directory, attempt - 1)
     command = run.command(resume_from)
@@ -251,7 +224,7 @@ def _train(run: CellRun) -> int:
         "resumed_from": str(resume_from) if resume_from else None,
         "command": command,
     }
-    with (directory / "attempts.jsonl").open("a") as file:
+    with (directory / ATTEMPTS).open("a") as file:
         file.write(json.dumps(record) + "\n")
 
     if exit_code != 0:
@@ -263,11 +236,11 @@ def _train(run: CellRun) -> int:
         "cell": run.cell.name,
         "max_steps": run.max_steps(),
         "attempts": attempt,
-        "total_wall_time_s": round(sum(a["wall_time_s"] for a in _attempts(directory)), 3),
+        "total_wall_time_s": round(sum(a["wall_time_s"] for a in read_attempts(directory)), 3),
         "host": platform.node(),
     }
     _write_atomically(directory / DONE, json.dumps(done, indent=2) + "\n")
-    if not (directory / "metrics.csv").is_file():
+    if not (directory / METRICS).is_file():
         print(f"{run.cell.name}: warning: the run wrote no metrics.csv", file=sys.stderr)
     print(f"{run.cell.name}: done in {record['wall_time_s']:.0f} s")
     return 0
@@ -368,39 +341,6 @@ def _cell_lock(directory: Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(file, fcntl.LOCK_UN)
-
-
-def _is_locked(directory: Path) -> bool:
-    if not (directory / LOCK).is_file():
-        return False
-    with (directory / LOCK).open("a+") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(file, fcntl.LOCK_UN)
-        return False
-
-
-def _attempts(directory: Path) -> list[dict[str, Any]]:
-    path = directory / "attempts.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def cell_status(directory: Path) -> str:
-    """done, running, interrupted (has last.ckpt), failed (last attempt exited non-zero) or pending."""
-    if is_done(directory):
-        return "done"
-    if _is_locked(directory):
-        return "running"
-    if (directory / LAST_CHECKPOINT).is_file():
-        return "interrupted"
-    attempts = _attempts(directory)
-    if attempts and attempts[-1]["exit_code"] != 0:
-        return "failed"
-    return "pending"
 
 
 def _write_atomically(path: Path, text: str) -> None:

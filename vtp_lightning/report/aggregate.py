@@ -6,7 +6,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from vtp_lightning.grid import COMBINATIONS, format_budget
+from vtp_lightning.grid import COMBINATIONS
+from vtp_lightning.grid_layout import format_budget
 from vtp_lightning.report.intervals import t_interval
 from vtp_lightning.report.metric_names import FLOPS
 from vtp_lightning.report.runs import CellResult

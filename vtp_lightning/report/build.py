@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vtp_lightning.errors import DataError
+from vtp_lightning.grid_layout import cell_directories, is_done
 from vtp_lightning.report.aggregate import Group, aggregate
 from vtp_lightning.report.figures import (
     FigureInfo,
@@ -19,7 +20,7 @@ from vtp_lightning.report.figures import (
 from vtp_lightning.report.figures.common import pick_metric
 from vtp_lightning.report.intervals import Difference, paired_differences, verdict
 from vtp_lightning.report.metric_names import GENERATION_PATTERN, RECONSTRUCTION_PATTERN
-from vtp_lightning.report.runs import CellResult, cell_directories, is_finished, no_cells_message, read_cell
+from vtp_lightning.report.runs import CellResult, no_cells_message, read_cell
 from vtp_lightning.report.table import write_results_markdown
 
 
@@ -67,8 +68,8 @@ def build_report(runs_dir: Path, out_dir: Path | None = None, include_unfinished
     directories = cell_directories(runs_dir)
     if not directories:
         raise DataError(no_cells_message(runs_dir))
-    unfinished = [d for d in directories if not is_finished(d)]
-    chosen = directories if include_unfinished else [d for d in directories if is_finished(d)]
+    unfinished = [d for d in directories if not is_done(d)]
+    chosen = directories if include_unfinished else [d for d in directories if is_done(d)]
     if unfinished:
         names = ", ".join(str(d.relative_to(runs_dir)) for d in unfinished)
         verb = "included" if include_unfinished else "left out (pass --include-unfinished to plot them)"

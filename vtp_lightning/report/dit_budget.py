@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vtp_lightning.errors import DataError, VTPError
+from vtp_lightning.grid_layout import cell_in_path
 from vtp_lightning.report.aggregate import combination_order
 from vtp_lightning.report.figures.common import FigureInfo, new_figure, save, style
 from vtp_lightning.report.intervals import BASELINE, Interval, display_name, t_interval
 
 NAME = "dit_budget_curve"
-_CELL = re.compile(r"(?P<combination>[a-z0-9_]+)/(?P<budget>[0-9.e+-]+)x/seed(?P<seed>\d+)/")
 METRICS = {
     "fd": "gFD (fmnist-net features), lower is better",
     "class_agreement": "class agreement, higher is better",
@@ -33,8 +32,8 @@ METRICS = {
 
 def combination_of(checkpoint: str) -> str:
     """``runs/g/clip_ssl_ae/1x/seed0/checkpoints/last.ckpt`` -> ``clip_ssl_ae`` (else the file's stem)."""
-    match = _CELL.search(checkpoint.replace("\\", "/"))
-    return match["combination"] if match else Path(checkpoint).stem
+    cell = cell_in_path(checkpoint)
+    return cell.combination if cell is not None else Path(checkpoint).stem
 
 
 def curves(rows: Sequence[Mapping], field: str) -> dict[str, dict[int, Interval]]:

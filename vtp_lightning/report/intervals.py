@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from vtp_lightning.grid import format_budget
+from vtp_lightning.grid_layout import format_budget
 from vtp_lightning.report.metric_names import lower_is_better, short_label
 from vtp_lightning.report.runs import CellResult
 

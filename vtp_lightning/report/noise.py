@@ -28,18 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vtp_lightning.errors import DataError, VTPError
+from vtp_lightning.grid_layout import finished_cells
+from vtp_lightning.metric_names import generation_metric_names
 from vtp_lightning.report.metric_names import metric_label
-from vtp_lightning.report.runs import cell_directories, is_finished, read_cell
+from vtp_lightning.report.runs import read_cell
 
-# protocol_eval row fields -> the name the training run logs them under (fmnist extractor)
-PROTOCOL_METRICS: dict[str, str] = {
-    "fd": "eval/gfd_fmnist",
-    "fd_inf": "eval/gfd_fmnist_inf",
-    "kd": "eval/gkd_fmnist",
-    "class_agreement": "eval/gen_class_agreement",
-    "dit_loss": "eval/gen_dit_loss",
-}
+PROTOCOL_EXTRACTOR = "fmnist"
+"""The feature extractor ``protocol_eval`` scores with (the only one it offers)."""
 OWN_ERROR = {"kd": "kd_se"}
+# protocol_eval row fields -> the name the training run logs them under (their own errors aside)
+PROTOCOL_METRICS: dict[str, str] = {
+    field: name
+    for field, name in generation_metric_names(PROTOCOL_EXTRACTOR).items()
+    if field not in OWN_ERROR.values()
+}
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def noise_rows(rows: Sequence[Mapping], runs_dir: Path | None = None) -> list[No
             )
         table.append(NoiseRow(metric, split_variance(grid), own))
     if runs_dir is not None:
-        cells = [read_cell(d) for d in cell_directories(runs_dir) if is_finished(d)]
+        cells = [read_cell(d) for d in finished_cells(runs_dir)]
         generation = set(PROTOCOL_METRICS.values())
         names = sorted({m for c in cells for m in c.evals if m not in generation and not m.endswith("_se")})
         for metric in names:

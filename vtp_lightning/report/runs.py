@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vtp_lightning.errors import DataError
-from vtp_lightning.grid import DONE
+from vtp_lightning.grid_layout import METRICS, cell_at, cell_directories
 from vtp_lightning.report.metric_names import COMPUTE_PREFIX, EVAL_PREFIX
-
-_BUDGET_FOLDER = re.compile(r"^(?P<budget>\d+(\.\d+)?(e[+-]?\d+)?)x$")
-_SEED_FOLDER = re.compile(r"^seed(?P<seed>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -46,10 +42,10 @@ class CellResult:
 
 def metrics_files(directory: Path) -> list[Path]:
     """Earlier attempts' metrics (in attempt order), then the current run's."""
-    earlier = [p for p in (directory / "attempts").glob("*/metrics.csv") if p.parent.name.isdigit()]
+    earlier = [p for p in (directory / "attempts").glob(f"*/{METRICS}") if p.parent.name.isdigit()]
     files = sorted(earlier, key=lambda p: int(p.parent.name))
-    if (directory / "metrics.csv").is_file():
-        files.append(directory / "metrics.csv")
+    if (directory / METRICS).is_file():
+        files.append(directory / METRICS)
     return files
 
 
@@ -96,35 +92,18 @@ def read_cell_metrics(files: list[Path]) -> tuple[dict[str, EvalPoint], dict[str
     return evals, final
 
 
-def is_finished(directory: Path) -> bool:
-    return (directory / DONE).is_file()
-
-
-def cell_directories(runs_dir: Path) -> list[Path]:
-    """Folders shaped ``<combination>/<budget>x/seed<k>`` directly under ``runs_dir``."""
-    found = []
-    for seed_dir in sorted(Path(runs_dir).glob("*/*/seed*")):
-        if (
-            seed_dir.is_dir()
-            and _BUDGET_FOLDER.match(seed_dir.parent.name)
-            and _SEED_FOLDER.match(seed_dir.name)
-        ):
-            found.append(seed_dir)
-    return found
-
-
 def read_cell(directory: Path) -> CellResult:
     files = metrics_files(directory)
     if not files:
         raise DataError(f"{directory} has no metrics.csv")
     evals, final = read_cell_metrics(files)
-    budget_match = _BUDGET_FOLDER.match(directory.parent.name)
-    seed_match = _SEED_FOLDER.match(directory.name)
-    assert budget_match and seed_match, directory
+    cell = cell_at(directory)
+    if cell is None:
+        raise DataError(f"{directory} is not a grid cell folder (<combination>/<budget>x/seed<k>)")
     return CellResult(
-        combination=directory.parent.parent.name,
-        budget=float(budget_match["budget"]),
-        seed=int(seed_match["seed"]),
+        combination=cell.combination,
+        budget=cell.budget,
+        seed=cell.seed,
         directory=directory,
         evals=evals,
         final_compute=final,
@@ -136,9 +115,7 @@ def no_cells_message(runs_dir: Path) -> str:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return f"{runs_dir} does not exist"
-    grids = sorted(
-        {p.parent.parent.parent for p in runs_dir.glob("*/*/*/seed*") if _BUDGET_FOLDER.match(p.parent.name)}
-    )
+    grids = sorted(p for p in runs_dir.iterdir() if p.is_dir() and cell_directories(p))
     hint = f"; it looks like a folder of grids, pass one of: {', '.join(map(str, grids))}" if grids else ""
     return (
         f"no cells under {runs_dir} (expected {runs_dir}/<combination>/<budget>x/seed<k>/metrics.csv){hint}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vtp_lightning.grid import format_budget
+from vtp_lightning.grid_layout import format_budget
 from vtp_lightning.report.aggregate import Group
 from vtp_lightning.report.figures.common import FigureInfo, new_figure, save, style
 from vtp_lightning.report.metric_names import axis_label, metric_label, metric_order

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vtp_lightning.grid import format_budget
+from vtp_lightning.grid_layout import format_budget
 from vtp_lightning.report.aggregate import combination_order
 from vtp_lightning.report.figures.common import FigureInfo, new_figure, save, style
 from vtp_lightning.report.intervals import CONFIDENCE, Difference, display_name
