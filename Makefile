@@ -37,16 +37,17 @@ test-slow: install ## run only the slow end-to-end tests
 test-all: install ## run every test, slow ones included
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install ## ruff check and format check
+lint: install ## ruff check and format check, and mypy over the objectives (the mixin contract)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean: ## remove caches and run outputs (keeps .venv)
-	rm -rf .pytest_cache .ruff_cache lightning_logs outputs
+	rm -rf .pytest_cache .ruff_cache .mypy_cache lightning_logs outputs
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 .PHONY: help install demo test test-unit test-slow test-all lint format clean bench embedded-data

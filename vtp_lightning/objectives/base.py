@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 
 from vtp_lightning.data.resumable import seed_training_step
@@ -88,6 +89,9 @@ class TokenizerModule(pl.LightningModule):
         compile_blocks: ``torch.compile`` the attention/FFN branches of every transformer block (encoder,
             teacher, decoder) when the fit starts; off by default (see :mod:`vtp_lightning.models.compile`).
     """
+
+    #: the held (not registered) autoencoder; set with object.__setattr__ in __init__
+    _autoencoder: VTPAutoencoder
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse, when a composition is defined, two mixins that declare the same option name.
@@ -287,7 +291,9 @@ class TokenizerModule(pl.LightningModule):
         return min(self.global_step / self.total_steps, 1.0)
 
     def teacher_momentum_now(self) -> float:
-        return cosine_ramp(self.hparams.teacher_momentum, self.hparams.teacher_momentum_end, self.progress)
+        return cosine_ramp(
+            self.hparams["teacher_momentum"], self.hparams["teacher_momentum_end"], self.progress
+        )
 
     # ------------------------------------------------------------------ public encode/decode API
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -376,22 +382,22 @@ class TokenizerModule(pl.LightningModule):
     @torch.no_grad()
     def update_teacher(self) -> None:
         """EMA step ``teacher = m * teacher + (1 - m) * student`` for every teacher module."""
-        self.teacher.update(self._teacher_students(), self.teacher_momentum_now())
+        self.teacher.ema_step(self._teacher_students(), self.teacher_momentum_now())
 
     def _teacher_students(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in self.teacher}
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """AdamW (decay / no-decay groups) with warm-up + cosine (:mod:`~vtp_lightning.objectives.optimizer_groups`)."""
         return adamw_warmup_cosine(
             self.named_parameters(),
-            lr=self.hparams.lr,
-            betas=self.hparams.betas,
-            weight_decay=self.hparams.weight_decay,
+            lr=self.hparams["lr"],
+            betas=self.hparams["betas"],
+            weight_decay=self.hparams["weight_decay"],
             fused=self.hparams.get("fused_optimizer"),
             total_steps=self.total_steps,
-            warmup_fraction=self.hparams.warmup_fraction,
-            min_lr_ratio=self.hparams.min_lr_ratio,
+            warmup_fraction=self.hparams["warmup_fraction"],
+            min_lr_ratio=self.hparams["min_lr_ratio"],
         )
 
     # ------------------------------------------------------------------ weights
@@ -408,7 +414,7 @@ class TokenizerModule(pl.LightningModule):
         return self._autoencoder.architecture()
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
         """Lightning's ``load_from_checkpoint``, reading tensors only whatever ``weights_only`` says (as
         :class:`SafeCheckpointIO` does: a file or stream a user hands us never runs pickled code); a
         checkpoint saved before an option was renamed is handed to it with its hyper-parameters renamed

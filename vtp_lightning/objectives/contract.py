@@ -3,17 +3,26 @@
 A mixin is a plain class listed before :class:`~vtp_lightning.objectives.base.TokenizerModule` in a
 composition. Its ``__init__`` takes keyword-only options prefixed with its objective's name
 (``clip_``, ``ssl_``/``dino_``/``mim_``, ``rec_``; two mixins declaring one name are refused when the
-composition is defined), passes the rest up with ``super().__init__(**kwargs)``, creates its own sub-modules and registers its loss with
-:meth:`TokenizerServices.add_objective`. At step time it reads the batch and calls only the services
-below; it never touches the optimiser, the logging loop, a private attribute of the base or another
-mixin's state. ``tests/objectives/test_contract.py`` checks that the base provides every service and
-that no mixin reads a private attribute it did not set itself.
+composition is defined), passes the rest up with ``super().__init__(**kwargs)``, creates its own
+sub-modules and registers its loss with :meth:`TokenizerServices.add_objective`. At step time it reads
+the batch and calls only the services below; it never touches the optimiser, the logging loop, a
+Lightning hook, a private attribute of the base or another mixin's state. Work after the optimiser step
+(e.g. clamping a parameter) is registered with :meth:`TokenizerServices.add_after_optimizer_step`.
+
+How it is enforced:
+
+- a mixin derives from :data:`TokenizerMixin`, which is ``object`` at run time (the MRO is unchanged)
+  and :class:`TokenizerServices` for the type checker, so ``self`` in a mixin has exactly these
+  services plus the mixin's own attributes; ``make lint`` runs mypy over ``vtp_lightning/objectives``;
+- ``tests/objectives/test_contract.py`` checks that the base provides every service with the same
+  signature as declared here, that the mixins derive from :data:`TokenizerMixin` and override no
+  Lightning hook, and that no mixin reads a private attribute it did not set itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
@@ -37,6 +46,8 @@ class TokenizerServices(Protocol):
     #: the bias-free linear map to the d-dim latent, and d
     bottleneck: Bottleneck
     latent_dim: int
+    #: the pixel decoder; present only once :meth:`attach_decoder` ran (reconstruction's)
+    decoder: PixelDecoder
     #: EMA copies of student modules, filled by :meth:`require_teacher` (``teacher["encoder"]``)
     teacher: EMATeacher
     #: a dict emptied at the start and end of every training step: mixins that share work within a
@@ -79,9 +90,18 @@ class TokenizerServices(Protocol):
         """One encoder pass per ``key`` and settings per step, shared by every mixin that asks."""
 
     def student_encode(
-        self, images: torch.Tensor, *, masks: torch.Tensor | None = None, drop_path_rate: float = 0.0
+        self,
+        images: torch.Tensor,
+        *,
+        masks: torch.Tensor | None = None,
+        drop_path_rate: float = 0.0,
+        patch_rows: torch.Tensor | None = None,
     ) -> dict[str, Any]:
-        """One uncached student encoder pass (stochastic depth spread by the module's schedule)."""
+        """One uncached student encoder pass (stochastic depth spread by the module's schedule);
+        ``patch_rows`` limits the last block's FFN and norm to the patch tokens a loss scores."""
+
+    def add_after_optimizer_step(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` after every optimiser step (after the EMA teacher update), in registration order."""
 
     @property
     def progress(self) -> float:
@@ -89,3 +109,11 @@ class TokenizerServices(Protocol):
 
     def teacher_momentum_now(self) -> float:
         """The EMA momentum the teacher is updated with after this step."""
+
+
+if TYPE_CHECKING:
+    #: what every mixin derives from: the services above for the type checker
+    TokenizerMixin = TokenizerServices
+else:
+    #: ... and nothing at run time, so a composition's MRO is the mixins, then the base
+    TokenizerMixin = object

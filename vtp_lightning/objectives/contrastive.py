@@ -13,10 +13,11 @@ from vtp_lightning.errors import ConfigError
 from vtp_lightning.losses.contrastive import ClipLoss, SigLipLoss
 from vtp_lightning.models.text import TextConfig, build_text_tower, load_openclip_text_weights
 from vtp_lightning.models.text_live_tokens import check_live_token_support, live_token_text_forward
+from vtp_lightning.objectives.contract import TokenizerMixin
 from vtp_lightning.objectives.objective import ObjectiveOutput
 
 
-class ContrastiveMixin:
+class ContrastiveMixin(TokenizerMixin):
     """Image-text contrastive learning on the pre-bottleneck CLS token.
 
     Args:

@@ -28,11 +28,15 @@ class EMATeacher(nn.ModuleDict):
             twin.load_state_dict(students[name].state_dict())
 
     @torch.no_grad()
-    def update(self, students: dict[str, nn.Module], momentum: float) -> None:
-        """One EMA step, ``teacher = m * teacher + (1 - m) * student``, for every copy at once."""
+    def ema_step(self, students: dict[str, nn.Module], momentum: float) -> None:
+        """One EMA step, ``teacher = m * teacher + (1 - m) * student``, for every copy at once.
+
+        (Not named ``update``: that is ModuleDict's own method, which adds modules.)
+        """
         if len(self) == 0:
             return
-        teacher_params, student_params = [], []
+        teacher_params: list[torch.Tensor] = []
+        student_params: list[torch.Tensor] = []
         for name, twin in self.items():
             for t, s in zip(twin.parameters(), students[name].parameters(), strict=True):
                 teacher_params.append(t)

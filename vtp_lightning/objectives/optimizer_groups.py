@@ -7,9 +7,9 @@ temperature are not decayed. The EMA teacher and frozen parameters are left out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 
 from vtp_lightning.errors import ConfigError
@@ -52,7 +52,7 @@ def adamw_warmup_cosine(
     total_steps: int,
     warmup_fraction: float,
     min_lr_ratio: float,
-) -> dict[str, Any]:
+) -> OptimizerLRSchedulerConfig:
     """Lightning's ``configure_optimizers`` answer: AdamW and a per-step warm-up + cosine schedule.
 
     The groups are named for LearningRateMonitor: ``train/lr/decay`` and ``train/lr/no_decay`` (the

@@ -14,10 +14,11 @@ import torch.nn.functional as F
 
 from vtp_lightning.losses.reconstruction import PixelReconstructionLoss
 from vtp_lightning.models.vit import ViTConfig
+from vtp_lightning.objectives.contract import TokenizerMixin
 from vtp_lightning.objectives.objective import ObjectiveOutput
 
 
-class ReconstructionMixin:
+class ReconstructionMixin(TokenizerMixin):
     """Pixel reconstruction through the bottleneck, with the pixel decoder it attaches to the autoencoder.
 
     Args:
@@ -66,7 +67,8 @@ class ReconstructionMixin:
                 "perceptual loss off: no rec_perceptual_weights given, reconstruction uses L1 only",
                 stacklevel=1,
             )
-        self._rec = {"batch_size": rec_batch_size, "drop_path": rec_drop_path}
+        self._rec_batch_size = rec_batch_size
+        self._rec_drop_path = rec_drop_path
         self.add_objective("rec", rec_weight, self._rec_objective, validate=self._rec_validate)
         if rec_weight <= 0:
             # Switched off: freeze what only reconstruction trains (no unused trainable parameters).
@@ -76,7 +78,7 @@ class ReconstructionMixin:
     # ------------------------------------------------------------------ shared pieces
     def _rec_rows(self, batch: dict[str, Any]) -> tuple[Any, torch.Tensor]:
         images = batch["image"]
-        size = self._rec["batch_size"]
+        size = self._rec_batch_size
         if size is None or size >= images.shape[0]:
             return "image", images
         index = torch.randperm(images.shape[0], device=images.device)[:size]
@@ -84,7 +86,7 @@ class ReconstructionMixin:
 
     def _rec_objective(self, batch: dict[str, Any]) -> ObjectiveOutput:
         key, images = self._rec_rows(batch)
-        out = self.encode_cached(key, images, drop_path_rate=self._rec["drop_path"])
+        out = self.encode_cached(key, images, drop_path_rate=self._rec_drop_path)
         latents = self.bottleneck(out["patch"], tuple(out["grid"].tolist()))
         loss, logs = self.rec_loss(self.decoder(latents), images)
         logs["latent_std"] = latents.detach().std(dim=(0, 2, 3)).mean()

@@ -7,16 +7,31 @@ composition's MRO and its options appear once in the config.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import torch
 
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.models.dino_head import DINOHead
+from vtp_lightning.objectives.contract import TokenizerMixin
 from vtp_lightning.objectives.schedules import linear_warmup
 
 
-class SSLViewsMixin:
+class SSLOptions(TypedDict):
+    """The ``ssl_*`` options the SSL objectives read, keyed without the prefix."""
+
+    num_prototypes: int
+    student_temp: float
+    teacher_temp: float
+    teacher_temp_start: float
+    teacher_temp_warmup: float
+    teacher_targets: Literal["centering", "sinkhorn"]
+    center_momentum: float
+    drop_path: float
+    scored_tokens_only: bool
+
+
+class SSLViewsMixin(TokenizerMixin):
     """Shared machinery of the self-supervised objectives.
 
     Args:
@@ -54,8 +69,7 @@ class SSLViewsMixin:
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        # the options the SSL objectives read, keyed without the ``ssl_`` prefix
-        self.ssl_options = {
+        self.ssl_options: SSLOptions = {
             "num_prototypes": ssl_num_prototypes,
             "student_temp": ssl_student_temp,
             "teacher_temp": ssl_teacher_temp,
