@@ -112,9 +112,38 @@ dit-budget: install ## gFD and class agreement vs DiT training steps for AE and 
 		$(foreach c,ae clip_ssl_ae,$(RUNS_DIR)/$(DIT_BUDGET_GRID)/$(c)/$(DIT_BUDGET_AT)x/seed0/checkpoints/last.ckpt)
 	$(BIN)/python -m vtp_lightning.report.dit_budget $(DIT_BUDGET_ROWS) --out $(DIT_BUDGET_OUT)
 
+# -- scaling curve (issue 24) -------------------------------------------------------------------
+# `make scaling-curve`: AE-only and CLIP+SSL+AE at 1x/4x/16x of 25 steps, seeds 0 1 2 (+ 64x for seed 0
+# if it fits) in SCALING_RUNS_DIR/paper. It restores the archived paper cells (1x/4x, not retrained),
+# prints the quiet 2-core estimate of the new compute (measured from finished cells' records) and
+# refuses above SCALING_BUDGET_HOURS unless SCALING_GO_ON=1; then trains one cell at a time, adds a
+# second protocol draw (seed + 100) per cell with a checkpoint, archives the cells to SCALING_ARCHIVE
+# and draws SCALING_OUT/scaling_curve.{md,png}. Run it on a quiet machine, after the model's maths settle.
+SCALING_RUNS_DIR ?= $(RUNS_DIR)/scaling
+SCALING_ARCHIVE ?= docs/results/grids/scaling
+SCALING_OUT ?= docs/results
+SCALING_BUDGET_HOURS ?= 3
+SCALING_GO_ON ?=
+SCALING_FLAGS = --runs-dir $(SCALING_RUNS_DIR) --grid paper --cost-from docs/results/grids/paper \
+	--budget-hours $(SCALING_BUDGET_HOURS) $(if $(SCALING_GO_ON),--go-on)
+
+scaling-estimate: install ## print the scaling curve's quiet-machine estimate; trains nothing
+	$(BIN)/python scripts/grid_results.py restore paper --runs-dir $(SCALING_RUNS_DIR)
+	$(BIN)/python -m vtp_lightning.scaling_run $(SCALING_FLAGS) --estimate-only
+
+scaling-curve: install ## issue 24's runs (~1.7 h quiet; refuses over SCALING_BUDGET_HOURS), archive, then the curve
+	$(BIN)/python scripts/grid_results.py restore paper --runs-dir $(SCALING_RUNS_DIR)
+	$(BIN)/python -m vtp_lightning.scaling_run $(SCALING_FLAGS)
+	$(BIN)/python scripts/grid_results.py archive paper --runs-dir $(SCALING_RUNS_DIR) --archive-dir $(SCALING_ARCHIVE)
+	$(BIN)/vtp-report $(SCALING_RUNS_DIR)/paper --scaling-curve --out $(SCALING_OUT) --archive-dir $(SCALING_ARCHIVE)
+
+scaling-curve-plots: install ## redraw the scaling curve from the archived cells (SCALING_ARCHIVE), no training
+	$(BIN)/python scripts/grid_results.py restore paper --runs-dir $(SCALING_RUNS_DIR) --archive-dir $(SCALING_ARCHIVE)
+	$(BIN)/vtp-report $(SCALING_RUNS_DIR)/paper --scaling-curve --out $(SCALING_OUT) --archive-dir $(SCALING_ARCHIVE)
+
 # the per-combination targets are generated, so `make help` cannot grep them: list them here
 help: grid-targets
 grid-targets: ## list the per-combination grid targets (make ae, make clip_ssl_ae, ...)
 	@printf '  \033[36m%-16s\033[0m %s\n' $(foreach c,$(COMBINATIONS),'$(c)' 'train the $(c) cells: BUDGETS x SEEDS')
 
-.PHONY: grid grid-list plots grid-targets noise dit-budget $(COMBINATIONS)
+.PHONY: grid grid-list plots grid-targets noise dit-budget scaling-estimate scaling-curve scaling-curve-plots $(COMBINATIONS)

@@ -1,0 +1,121 @@
+"""The scaling curve's estimate (issue 24): cost parts read from finished cells' records, the
+quiet-machine estimate printed before anything trains, and the refusal over budget. No training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vtp_lightning.scaling_cost import evaluation_rounds
+from vtp_lightning.scaling_run import main
+
+BASE_STEPS = 25
+EVERY = 100  # the probe's every_n_steps in the synthetic configs; generation runs at the end only
+
+
+def write_finished_cell(
+    grid: Path, combination: str, budget: int, seed: int, startup: float, per_step: float, generation: float,
+    probe: float,
+) -> None:  # fmt: skip
+    """DONE, summary.json and config.yaml as a real cell writes them, from chosen cost parts."""
+    steps = budget * BASE_STEPS
+    rounds = steps // EVERY + (1 if steps % EVERY else 0)
+    evaluation = generation + probe * rounds
+    run_wall = steps * per_step + evaluation
+    directory = grid / combination / f"{budget}x" / f"seed{seed}"
+    directory.mkdir(parents=True)
+    (directory / "DONE").write_text(
+        json.dumps({"wall_time_s": run_wall + startup, "max_steps": steps, "attempts": 1})
+    )
+    summary = {
+        "wall_time_s": run_wall,
+        "evaluation_time_s": evaluation,
+        "evaluation_time_by_callback_s": {
+            "GenerationEvaluation": generation,
+            "LinearProbeEvaluation": probe * rounds,
+        },
+    }
+    (directory / "summary.json").write_text(json.dumps(summary))
+    callbacks = [
+        {"class_path": "callbacks.GenerationEvaluation", "init_args": {"every_n_steps": None}},
+        {"class_path": "callbacks.LinearProbeEvaluation", "init_args": {"every_n_steps": EVERY}},
+    ]
+    (directory / "config.yaml").write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}}))
+
+
+# quiet cost parts per combination; the contended copies (seed 1) are slower and must not count
+QUIET = {"ae": (5.0, 1.0, 100.0, 10.0), "clip_ssl_ae": (5.0, 2.0, 120.0, 20.0)}
+
+
+@pytest.fixture
+def restored(tmp_path: Path) -> Path:
+    grid = tmp_path / "runs" / "paper"
+    for combination, (startup, per_step, generation, probe) in QUIET.items():
+        for budget in (1, 4):
+            write_finished_cell(grid, combination, budget, 0, startup, per_step, generation, probe)
+            write_finished_cell(
+                grid, combination, budget, 1, 2 * startup, 3 * per_step, 2 * generation, 2 * probe
+            )
+    return tmp_path / "runs"
+
+
+def expected_seconds(combination: str, budget: int) -> float:
+    startup, per_step, generation, probe = QUIET[combination]
+    steps = budget * BASE_STEPS
+    return startup + steps * per_step + generation + probe * -(-steps // EVERY)
+
+
+def draw_seconds(combination: str) -> float:
+    startup, _, generation, _ = QUIET[combination]
+    return startup + generation
+
+
+def run_estimate(runs: Path, *extra: str) -> int:
+    return main(["--runs-dir", str(runs), "--grid", "paper", "--seeds", "0", "1", "--estimate-only", *extra])
+
+
+def test_evaluation_rounds_count_every_n_steps_and_the_end_of_fit() -> None:
+    assert [evaluation_rounds(s, 100) for s in (25, 100, 150, 400)] == [1, 1, 2, 4]
+    assert evaluation_rounds(1600, None) == 1
+
+
+def test_the_estimate_counts_the_16x_cells_and_their_second_draws(
+    restored: Path, capsys: pytest.CaptureFixture
+) -> None:
+    new_cells = [(c, 16) for c in QUIET for _ in (0, 1)]
+    total = sum(expected_seconds(c, b) + draw_seconds(c) for c, b in new_cells)
+    with_64 = total + sum(expected_seconds(c, 64) + draw_seconds(c) for c in QUIET)
+    budget_hours = (total + with_64) / 2 / 3600  # room for the 16x cells, not for 64x
+
+    assert run_estimate(restored, "--budget-hours", str(budget_hours)) == 0
+
+    out = capsys.readouterr().out
+    assert f"estimate: {total / 3600:.2f} h of new compute" in out
+    assert "left out: ae/64x/seed0, clip_ssl_ae/64x/seed0" in out
+    assert "keep their one protocol draw: 8 cells" in out  # restored 1x/4x cells have no checkpoint
+
+
+def test_64x_for_seed_0_joins_when_it_fits(restored: Path, capsys: pytest.CaptureFixture) -> None:
+    total = sum(expected_seconds(c, b) + draw_seconds(c) for c in QUIET for b in (16, 16, 64))
+    assert run_estimate(restored, "--budget-hours", str(total / 3600 + 0.01)) == 0
+    out = capsys.readouterr().out
+    assert f"estimate: {total / 3600:.2f} h" in out and "train ae/64x/seed0 (1600 steps)" in out
+
+
+def test_the_estimate_over_budget_refuses_in_one_line(restored: Path, capsys: pytest.CaptureFixture) -> None:
+    assert run_estimate(restored, "--budget-hours", "0.1") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: the estimate") and "SCALING_GO_ON=1" in error[0]
+
+
+def test_go_on_accepts_an_estimate_over_budget(restored: Path) -> None:
+    assert run_estimate(restored, "--budget-hours", "0.1", "--go-on") == 0
+
+
+def test_no_finished_cell_to_measure_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert run_estimate(tmp_path) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "no finished ae cell" in error[0]
