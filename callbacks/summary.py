@@ -2,8 +2,9 @@
 metrics, and how the wall time split between training and evaluation.
 
 It is also written as ``summary.json`` in the run directory, so scripts (and the README's figures)
-read the same numbers a person sees. With ``data.skip_corrupt`` it adds up the skipped samples of
-every step (a per-step log keeps only the logged steps) and names the first few files.
+read the same numbers a person sees. With ``data.skip_corrupt`` it reports the skipped samples of the
+whole run and names the first few files, each once, as counted by the always-on
+:class:`~vtp_lightning.always_on.SkippedSamples` (which also logs them, with or without this summary).
 
 What it collects is checkpointed, so a resumed run's summary still starts at step 0.
 """
@@ -16,11 +17,11 @@ from collections import defaultdict, deque
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
 from callbacks.evaluation import EvaluationCallback, run_directory
+from vtp_lightning.always_on import SkippedSamples
 
 
 class TrainingSummary(Callback):
@@ -28,7 +29,7 @@ class TrainingSummary(Callback):
 
     Args:
         window: steps averaged at the start and at the end of training for the loss comparison.
-        skipped_names: how many skipped files to name (the count covers all of them).
+        skipped_names: how many distinct skipped files to name (the count covers all of them).
     """
 
     def __init__(self, window: int = 20, skipped_names: int = 5) -> None:
@@ -37,8 +38,7 @@ class TrainingSummary(Callback):
         self._first: dict[str, list[float]] = defaultdict(list)  # the first `window` values
         self._last: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=self.window))
         self._steps: dict[str, int] = defaultdict(int)
-        self._skipped = 0
-        self._skipped_names: list[str] = []
+        self._skipped: tuple[int, list[str]] = (0, [])  # over every rank, once fit ends
         self._start = 0.0
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -50,18 +50,6 @@ class TrainingSummary(Callback):
         for key, value in trainer.callback_metrics.items():
             if key.startswith("train/loss"):
                 self._record(key, float(value))
-        if isinstance(batch, dict) and "skipped" in batch:
-            self._skipped += int(batch["skipped"])
-            names = batch.get("skipped_names") or []
-            self._skipped_names += list(names)[: self.max_skipped_names - len(self._skipped_names)]
-            # the running total, so every logged step shows all skips so far (this rank's)
-            pl_module.log(
-                "train/skipped_samples_total",
-                float(self._skipped),
-                on_step=True,
-                on_epoch=False,
-                batch_size=1,
-            )
 
     def _record(self, key: str, value: float) -> None:
         if len(self._first[key]) < self.window:
@@ -86,8 +74,8 @@ class TrainingSummary(Callback):
             "global_step": trainer.global_step,
             "losses": losses,
             "metrics": metrics,
-            "skipped_samples": self._skipped,
-            "skipped_files": list(self._skipped_names),
+            "skipped_samples": self._skipped[0],
+            "skipped_files": self._skipped[1][: self.max_skipped_names],
             "wall_time_s": total,
             "evaluation_time_s": eval_seconds,
             "evaluation_share": eval_seconds / total if total > 0 else 0.0,
@@ -99,8 +87,6 @@ class TrainingSummary(Callback):
             "first": {k: list(v) for k, v in self._first.items()},
             "last": {k: list(v) for k, v in self._last.items()},
             "steps": dict(self._steps),
-            "skipped": self._skipped,
-            "skipped_names": list(self._skipped_names),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -109,8 +95,6 @@ class TrainingSummary(Callback):
         for key, values in state_dict.get("last", {}).items():
             self._last[key].extend(values)
         self._steps.update(state_dict.get("steps", {}))
-        self._skipped = int(state_dict.get("skipped", 0))
-        self._skipped_names = list(state_dict.get("skipped_names", []))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._gather_skipped(trainer)
@@ -118,12 +102,9 @@ class TrainingSummary(Callback):
 
     def _gather_skipped(self, trainer: pl.Trainer) -> None:
         """Every rank skips its own samples: the summary counts and names those of all ranks."""
-        if trainer.world_size <= 1 or not torch.distributed.is_initialized():
-            return
-        everyone: list[Any] = [None] * trainer.world_size
-        torch.distributed.all_gather_object(everyone, (self._skipped, self._skipped_names))
-        self._skipped = sum(count for count, _ in everyone)
-        self._skipped_names = [name for _, names in everyone for name in names][: self.max_skipped_names]
+        counter = next((cb for cb in trainer.callbacks if isinstance(cb, SkippedSamples)), None)
+        if counter is not None:  # (a module that is not this suite's may not supply one)
+            self._skipped = counter.gathered(trainer)
 
     @rank_zero_only
     def _write(self, trainer: pl.Trainer) -> None:
@@ -144,9 +125,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"{key:<28}{value:>12.4f}")
     if summary.get("skipped_samples"):
         names = summary.get("skipped_files") or []
-        more = ", ..." if len(names) < summary["skipped_samples"] else ""
         lines.append(
-            f"skipped {summary['skipped_samples']} unreadable samples (skip_corrupt): {', '.join(names)}{more}"
+            f"skipped {summary['skipped_samples']} unreadable samples (skip_corrupt), from: {', '.join(names)}"
         )
     lines.append(
         f"wall time {summary['wall_time_s']:.1f} s, of which evaluation {summary['evaluation_time_s']:.1f} s "

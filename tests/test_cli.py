@@ -153,6 +153,29 @@ def test_an_unknown_config_key_exits_with_one_error_naming_the_key(
     assert details.count("Option 'rec_wieght' is not accepted") == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--model.init_args.rec_wieght", "0.2"], "Option 'rec_wieght' is not accepted"),
+        (["--data.batch_size", "eight"], 'Parser key "data.batch_size"'),
+        (["--config", "no-such-config.yaml"], "no-such-config.yaml"),
+    ],
+    ids=["unknown-key", "wrong-type", "missing-config"],
+)
+def test_a_parse_error_is_the_error_and_one_line_pointing_to_help_without_the_usage_block(
+    args: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(AE_CONFIG), *args])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("error: ") and named in "\n".join(lines)
+    assert lines[-1].startswith("run '") and lines[-1].endswith(" fit --help' for the accepted options")
+    assert not any(line.startswith("usage:") for line in lines)  # jsonargparse's ~70 lines of usage
+    # only the error's own indented details sit between the two
+    assert all(line.startswith(" ") for line in lines[1:-1])
+
+
 def test_resuming_another_models_checkpoint_prints_one_error_naming_both_classes(
     ae_checkpoint: Path,
     tmp_path: Path,

@@ -6,6 +6,7 @@ term then is NaN), and also produced for real with a learning rate of 1e30.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -89,6 +90,50 @@ def test_a_diverging_learning_rate_exits_non_zero_and_leaves_only_finite_checkpo
     for path in checkpoints:
         state = torch.load(path, map_location="cpu", weights_only=True)
         assert state["global_step"] < 8 and _all_finite(state["state_dict"]), path.name
+
+
+PLAIN_CHECKPOINTS = [
+    {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"save_last": True, "save_top_k": -1, "every_n_train_steps": 1},
+    }
+]
+
+
+@pytest.mark.parametrize(
+    "callbacks", [None, PLAIN_CHECKPOINTS], ids=["callbacks-null", "only-a-model-checkpoint"]
+)
+def test_the_guard_stays_on_whatever_callback_list_replaces_the_configs(
+    callbacks: list[dict[str, Any]] | None,
+    tmp_path: Path,
+    shrunk_cli_args: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    guards: list[int] = []  # how many guards each fit ran with
+    monkeypatch.setattr(
+        NonFiniteGuard,
+        "on_fit_start",
+        lambda self, trainer, module: guards.append(
+            sum(isinstance(c, NonFiniteGuard) for c in trainer.callbacks)
+        ),
+    )
+    args = shrunk_cli_args(
+        EXPERIMENTS / "ae.yaml",
+        tmp_path,
+        max_steps=6,
+        **{"model.init_args.lr": 1e6, "model.init_args.warmup_fraction": 0.0},
+    )
+    args += ["--trainer.callbacks", json.dumps(callbacks)]  # after the config's list: replaces it
+    assert cli_main(args) == 2
+    (error,) = _error_lines(capsys.readouterr().err)
+    assert "training diverged at step" in error
+    assert guards == [1]
+    written = list(tmp_path.rglob("*.ckpt"))
+    assert written or callbacks is None  # the step before the divergence is kept by ModelCheckpoint
+    for path in written:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        assert _all_finite(state["state_dict"]), path.name
 
 
 def test_a_checkpoint_of_non_finite_weights_is_refused_before_it_is_written() -> None:

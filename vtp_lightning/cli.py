@@ -23,9 +23,11 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from vtp_lightning.cli_parser import ShortErrorParser
 from vtp_lightning.config_files import expanded_config_args, load_config
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.errors import CheckpointError, ConfigError, VTPError
+from vtp_lightning.option_checks import check_run_config
 from vtp_lightning.renamed_options import refuse_renamed_options
 from vtp_lightning.run_history import ResumedCSVLogger
 from vtp_lightning.weights.checkpoint_file import load_checkpoint
@@ -50,6 +52,19 @@ class VTPCLI(LightningCLI):
         self._resume_step: int | None = None
         self._resume_hparams: dict[str, Any] = {}
         self._check_resume_checkpoint()
+
+    def before_instantiate_classes(self) -> None:
+        """Check every option value and the output folder before anything is built
+        (:mod:`vtp_lightning.option_checks`)."""
+        config = self.config[self.config.subcommand]
+        model = config.get("model") or {}
+        root = config.get("trainer", {}).get("default_root_dir") or "outputs"  # where the loggers write
+        check_run_config(
+            _as_dict(config.get("data")),
+            _import_class(model.get("class_path")),
+            _as_dict(model.get("init_args")),
+            root,
+        )
 
     def _parse_ckpt_path(self) -> None:
         """LightningCLI's own step that puts the checkpoint's hyper-parameters into the config, fed the
@@ -283,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                 args=expanded,
                 save_config_kwargs={"overwrite": True},
                 parser_kwargs={"parser_mode": "omegaconf"},
+                parser_class=ShortErrorParser,
             )
     except Exception as exc:
         user_error = _user_error(exc)

@@ -13,6 +13,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from vtp_lightning.always_on import always_on_callbacks
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.losses.reconstruction import PixelReconstructionLoss
 from vtp_lightning.models.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
@@ -177,6 +178,11 @@ class DecoderTuning(pl.LightningModule):
             {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt_g, factor), "name": "train/lr_decoder"},
             {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt_d, factor), "name": "train/lr_discriminator"},
         ]
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The guard against a diverged run and the skipped-sample count, whatever callback list the
+        config gives (:mod:`vtp_lightning.always_on`)."""
+        return always_on_callbacks()
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -19,7 +19,6 @@ set by the data module before its DataLoader workers start, which inherit them.
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,26 +79,31 @@ def decode_image_bytes(data: bytes, where: str) -> Image.Image:
 
 
 def _decode(source: Path | io.BytesIO, where: str) -> Image.Image:
-    limit = _reading.max_pixels
     try:
-        with warnings.catch_warnings():
-            # PIL only warns between its limit and twice it; here the limit is the limit
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
-            try:
-                with Image.open(source) as image:
-                    image.load()
-                    return to_rgb(ImageOps.exif_transpose(image))
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(
-            f"image {where} is larger than the {limit}-pixel limit, a possible decompression bomb ({exc}); "
-            f"raise data.max_image_pixels if it is genuine, or {_FIX_HINT}",
-            where=where,
-        ) from None
+        # PIL's own bomb check cites twice the limit in its error and only warns below that; the
+        # size is checked here instead, from the header, before any pixel is decoded.
+        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(source) as image:
+                _refuse_too_many_pixels(image, where)
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image))
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot read image {where}: {exc}; {_FIX_HINT}", where=where) from exc
+
+
+def _refuse_too_many_pixels(image: Image.Image, where: str) -> None:
+    limit = _reading.max_pixels
+    width, height = image.size
+    if limit is not None and width * height > limit:
+        raise DataError(
+            f"image {where} has {width}x{height} = {width * height} pixels, more than the {limit}-pixel "
+            f"limit (a possible decompression bomb); raise data.max_image_pixels if it is genuine, or "
+            f"{_FIX_HINT}",
+            where=where,
+        )
 
 
 def to_rgb(image: Image.Image | np.ndarray) -> Image.Image:

@@ -24,6 +24,7 @@ import torch
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 
+from vtp_lightning.always_on import always_on_callbacks
 from vtp_lightning.data.resumable import seed_training_step
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.models.autoencoder import VTPAutoencoder
@@ -399,6 +400,11 @@ class TokenizerModule(pl.LightningModule):
             warmup_fraction=self.hparams["warmup_fraction"],
             min_lr_ratio=self.hparams["min_lr_ratio"],
         )
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The guard against a diverged run and the skipped-sample count, whatever callback list the
+        config gives (:mod:`vtp_lightning.always_on`)."""
+        return always_on_callbacks()
 
     # ------------------------------------------------------------------ weights
     def load_matching_weights(self, path: str | Path) -> list[str]:

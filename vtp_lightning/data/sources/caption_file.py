@@ -17,6 +17,7 @@ from typing import Any
 
 from vtp_lightning.data.image_io import open_image
 from vtp_lightning.data.sources.base import IndexedSource, Sample
+from vtp_lightning.data.text_bytes import utf8_text
 from vtp_lightning.errors import ConfigError, DataError
 
 FORMATS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -24,16 +25,7 @@ FORMATS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
 def _read_text(path: Path) -> str:
     """The file as UTF-8 text; bytes that are not UTF-8 are one error naming the line."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise DataError(
-            f"{path}, line {line}: byte {data[exc.start]:#04x} at column {column} is not UTF-8 text; "
-            "save the caption file as UTF-8"
-        ) from None
+    return utf8_text(path.read_bytes(), str(path), "save the caption file as UTF-8")
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -17,9 +17,11 @@ from typing import Any
 from vtp_lightning.data.image_io import decode_image_bytes
 from vtp_lightning.data.sharding import StreamPartition, fresh_seed
 from vtp_lightning.data.sources.base import Sample, StreamingSource
+from vtp_lightning.data.text_bytes import utf8_text
 from vtp_lightning.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES: tuple[str, ...] = ("jpg", "jpeg", "png", "webp")
+_CAPTION_FIX = "re-encode the caption as UTF-8, or set data.skip_corrupt: true to skip unreadable samples"
 
 
 def expand_shard_urls(urls: str | list[str]) -> list[str]:
@@ -165,7 +167,10 @@ class WebDatasetShards(StreamingSource):
         suffix = next((s for s in IMAGE_SUFFIXES if s in record), None)
         if suffix is None:
             return DataError(f"{where} has no image (.{'/.'.join(IMAGE_SUFFIXES)}); fix the shard")
-        caption = record.get("txt", b"").decode("utf-8", errors="replace").strip()
+        try:
+            caption = utf8_text(record.get("txt", b""), f"{where} (.txt)", _CAPTION_FIX).strip()
+        except DataError as exc:
+            return exc
         if not caption:
             return DataError(f"{where} has no caption (.txt); fix the shard")
         label = -1
