@@ -108,35 +108,38 @@ def bf16_peak_tflops(name: str) -> float | None:
 
 
 def sized(size: BenchSize, batch: int, dry: bool) -> BenchSize:
-    """``size`` at ``batch`` rows, the preset's share of SSL rows (1/4) and reconstruction rows (1/8)."""
-    model = {**size.model, "rec_batch_size": max(1, batch // 8)}
+    """``size`` at ``batch`` rows with the preset's share of SSL rows (1/4); reconstruction keeps the
+    preset's 32 rows per GPU (the whole batch below that)."""
     if dry:
-        model |= DRY_MODEL
-        size = replace(size, local_size=16, context_length=16)
-    return replace(size, model=model, batch_size=batch, ssl_rows=max(1, batch // 4))
-
-
-def autocast(device: torch.device) -> Any:
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+        size = replace(size, model={**size.model, **DRY_MODEL}, local_size=16, context_length=16)
+    return replace(size, batch_size=batch, ssl_rows=max(1, batch // 4))
 
 
 def on_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {key: value.to(device) for key, value in batch.items()}
 
 
-def make_step(size: BenchSize, device: torch.device, compile_blocks: bool = False) -> Any:
-    """A callable that runs one bf16 training step of ``size`` on ``device``."""
-    model = build_suite_model(size, compile_blocks=compile_blocks).to(device)
-    optimizer = model.configure_optimizers()["optimizer"]
-    batch = on_device(synthetic_batch(size), device)
+class SizeRun:
+    """One preset's model and AdamW on the device (built once), stepped in bf16 at any batch."""
 
-    def step() -> None:
-        with autocast(device):
-            train_step(model, batch, optimizer)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+    def __init__(self, name: str, device: torch.device, dry: bool, compile_blocks: bool = False) -> None:
+        self.base, self.device = sized(_from_config(name, PRESETS[name]), 1, dry), device
+        with device:  # parameters are created on the GPU: no CPU init and copy of a large model
+            self.model = build_suite_model(self.base, compile_blocks=compile_blocks).to(device)
+        self.optimizer = self.model.configure_optimizers()["optimizer"]
 
-    return step
+    def step_at(self, batch_size: int) -> Any:
+        """A callable running one full training step on a fixed synthetic batch of ``batch_size``."""
+        size = replace(self.base, batch_size=batch_size, ssl_rows=max(1, batch_size // 4))
+        batch = on_device(synthetic_batch(size), self.device)
+
+        def step() -> None:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                train_step(self.model, batch, self.optimizer)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+
+        return step
 
 
 def release() -> None:
@@ -164,7 +167,7 @@ def peak_memory_gib(device: torch.device) -> float | None:
     return None
 
 
-def largest_batch(name: str, device: torch.device, dry: bool, budget: Budget, cap: int) -> tuple[int, str]:
+def largest_batch(run: SizeRun, dry: bool, budget: Budget, cap: int) -> tuple[int, str]:
     """The largest batch (doubling from 8, or 1 dry) whose step runs, and why the search stopped."""
     batch, best, why = (1 if dry else 8), 0, f"cap {cap}"
     while batch <= cap:
@@ -172,7 +175,7 @@ def largest_batch(name: str, device: torch.device, dry: bool, budget: Budget, ca
             why = "time budget"
             break
         try:
-            make_step(sized(_from_config(name, PRESETS[name]), batch, dry), device)()
+            run.step_at(batch)()
         except RuntimeError as exc:
             if not is_oom(exc):
                 raise
@@ -188,17 +191,26 @@ def measure_size(
     name: str, device: torch.device, dry: bool, budget: Budget, peak: float | None
 ) -> dict[str, Any]:
     """Largest batch, bf16 step time, images/s, MFU and peak memory of one preset."""
-    batch, why = largest_batch(name, device, dry, budget, cap=4 if dry else 1024)
+    run = SizeRun(name, device, dry)
+    batch, why = largest_batch(run, dry, budget, cap=4 if dry else 1024)
     row: dict[str, Any] = {"size": name, "largest_batch": batch, "search_stopped": why}
+    while batch > 0:
+        try:
+            step = run.step_at(batch)
+            step()  # warm-up
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            seconds = timed(step, 3)
+            flops = flops_of(step)
+            break
+        except RuntimeError as exc:  # at the edge, fragmentation can fail a step that fitted once
+            if not is_oom(exc):
+                raise
+            release()
+            batch //= 2
+            row |= {"largest_batch": batch, "search_stopped": f"{why}; timed at half after an OOM"}
     if batch == 0:
         return row | {"note": "no batch fitted"}
-    size = sized(_from_config(name, PRESETS[name]), batch, dry)
-    step = make_step(size, device)
-    step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    seconds = timed(step, 3)
-    flops = flops_of(step)
     row |= {
         "step_s": seconds,
         "images_per_s": batch / seconds,
@@ -207,7 +219,7 @@ def measure_size(
         "achieved_tflops": flops / seconds / 1e12,
         "mfu": (flops / seconds / 1e12 / peak) if peak else None,
     }
-    del step
+    del run, step
     release()
     return row
 
@@ -219,15 +231,15 @@ def measure_compile(name: str, batch: int, device: torch.device, dry: bool, budg
         return row | {"note": "not run in the dry mode (torch.compile on a CPU takes minutes)"}
     if budget.left() < 90 or batch < 1:
         return row | {"note": "not measured: time budget"}
-    size = sized(_from_config(name, PRESETS[name]), batch, dry)
     for label, compiled in (("off", False), ("on", True)):
-        step = make_step(size, device, compile_blocks=compiled)
+        run = SizeRun(name, device, dry, compile_blocks=compiled)
+        step = run.step_at(batch)
         start = time.perf_counter()
         step()
         step()  # compiles (dynamic shapes settle on the second call)
         row[f"warmup_s_{label}"] = time.perf_counter() - start
         row[f"step_s_{label}"] = timed(step, 3)
-        del step
+        del run, step
         release()
     row["speedup"] = row["step_s_off"] / row["step_s_on"]
     return row

@@ -52,6 +52,8 @@ def test_the_dry_run_measures_every_size_and_writes_json_and_markdown(
         assert row["step_s"] > 0 and row["images_per_s"] == pytest.approx(4 / row["step_s"])
         assert row["tflop_per_step"] > 0 and row["mfu"] is None
     assert report["data"]["images_per_s_per_core"] > 0 and report["data"]["data"].startswith("synthetic")
+    for row in report["ddp_vs_fsdp"]:  # "not measured" until the FSDP preset exists, then both CLI fits run
+        assert "note" in row or (row["rc"] == 0 and row["peak"] > 0), row
     assert "dry" in report["grid_cell"]["note"] and "run-cell ae" in report["grid_cell"]["command"]
     table = (tmp_path / "out" / "gpu_check.md").read_text()
     assert "DRY RUN" in table

@@ -9,6 +9,11 @@ Equal batch counts on every rank (which DDP needs, or the ranks deadlock at the 
 cannot be guaranteed by splitting alone, because shards can hold different numbers of samples: the
 streaming source therefore takes ``samples_per_epoch`` and then cycles through its shards until each
 consumer has produced exactly its quota (:meth:`StreamPartition.quota`).
+
+Resuming mid-epoch needs two more things, both here: each consumer's order as a function of the run's
+seed, the epoch and its place (:func:`consumer_seed`), and which worker built which of an epoch's
+batches (:func:`worker_turns`), so that the resumed workers can pass over exactly the samples the
+consumed batches held (:mod:`vtp_lightning.data.resumable_stream`).
 """
 
 from __future__ import annotations
