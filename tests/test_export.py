@@ -96,7 +96,7 @@ def _text_file(path: Path) -> Path:
     ("make", "message"),
     [
         (_plain_state_dict, "was not written by a vtp-lightning tokenizer"),
-        (_text_file, "cannot read checkpoint"),
+        (_text_file, "is not a torch checkpoint: it is plain text"),
         (lambda path: path, "does not exist"),
     ],
     ids=["foreign-torch-checkpoint", "not-a-checkpoint", "missing-file"],

@@ -27,6 +27,7 @@ import torch
 
 from vtp_lightning.errors import CheckpointError
 from vtp_lightning.renamed_options import migrate_hparams
+from vtp_lightning.weights.file_kind import NotACheckpoint, checkpoint_kind
 
 # Anything beyond tensors and builtin containers that a checkpoint of this suite may hold: path
 # hyper-parameters (``init_weights`` given as a Path by Python users).
@@ -50,29 +51,42 @@ def load_checkpoint(
     if path.stat().st_size == 0:
         raise CheckpointError(f"{what} {path} is empty (an interrupted save?); use an earlier checkpoint")
     try:
+        kind = checkpoint_kind(path)
+    except NotACheckpoint as exc:
+        raise CheckpointError(
+            f"{what} {path} is not a torch checkpoint: it is {exc}; give a .ckpt file written by `lightning fit`"
+        ) from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         globals_named = [line for line in str(exc).splitlines() if "GLOBAL" in line.upper()]
-        if not globals_named:  # not a pickle of any kind (e.g. a text file)
+        if globals_named:
             raise CheckpointError(
-                f"cannot read {what} {path}: it is not a torch checkpoint; is it a Lightning .ckpt file?"
+                f"refusing to load {what} {path}: it holds pickled Python objects, not only tensors, and "
+                f"unpickling them could run code ({globals_named[0].strip()}); only load checkpoints you "
+                "trust, re-saved as plain tensors"
             ) from None
-        raise CheckpointError(
-            f"refusing to load {what} {path}: it holds pickled Python objects, not only tensors, and "
-            f"unpickling them could run code ({globals_named[0].strip()}); only load checkpoints you "
-            "trust, re-saved as plain tensors"
-        ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise CheckpointError(
-            f"cannot read {what} {path} ({str(exc).splitlines()[0]}); it is truncated or not a "
-            "torch checkpoint — use an earlier or complete one"
-        ) from None
+        raise _unreadable(what, path, kind, exc) from None
+    except Exception as exc:  # torch raises many types for a damaged file; each is "not readable"
+        raise _unreadable(what, path, kind, exc) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{what} {path} holds a {type(state).__name__}, not a checkpoint dict")
     if model_class is not None:
         migrate_hparams(state, model_class)
     return state
+
+
+def _unreadable(what: str, path: Path, kind: str, exc: Exception) -> CheckpointError:
+    """A zip or pickle that torch still cannot read: cut short, damaged, or not written by torch."""
+    looks = "a zip archive" if kind == "zip" else "a pickle"
+    detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    return CheckpointError(
+        f"cannot read {what} {path}: it is {looks} but not a complete torch checkpoint ({detail}); it is "
+        "truncated or was written by something else — use an earlier or complete one"
+    )
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
