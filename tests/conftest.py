@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_sizes import TINY_CLIP, TINY_ENCODER, TINY_MODEL
 
 from vtp_lightning.config_files import load_config
 
@@ -26,19 +27,8 @@ if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(1)
 
 # Model options that make any composition tiny; each is applied only where the class accepts it.
-SHRINK_MODEL: dict[str, Any] = {
-    "encoder_width": 32,
-    "encoder_depth": 1,
-    "encoder_heads": 2,
-    "ssl_num_prototypes": 16,
-    "ssl_head_hidden_dim": 16,
-    "ssl_head_bottleneck_dim": 8,
-    "clip_embed_dim": 16,
-    "clip_text_width": 16,
-    "clip_text_layers": 1,
-    "clip_text_heads": 2,
-    "rec_decoder_depth": 1,
-}
+# The latent width stays the config's (16), which the checkpoint-loading tests build against.
+SHRINK_MODEL: dict[str, Any] = dict(TINY_MODEL)
 
 
 def import_path(class_path: str) -> Any:
@@ -124,15 +114,8 @@ def shrunk_cli_args() -> Callable[..., list[str]]:
 
 @pytest.fixture(scope="session")
 def tiny_clip_ae_options() -> dict[str, Any]:
-    """Options of a CLIP+AE tokenizer small enough to build in milliseconds (width 32, text width 16)."""
-    return dict(
-        encoder_width=32,
-        encoder_depth=1,
-        encoder_heads=2,
-        clip_text_width=16,
-        clip_text_layers=1,
-        clip_text_heads=2,
-    )
+    """Options of a CLIP+AE tokenizer small enough to build in milliseconds (the tests' tiny sizes)."""
+    return {**TINY_ENCODER, **TINY_CLIP}
 
 
 @pytest.fixture(scope="session")

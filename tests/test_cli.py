@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from tiny_sizes import TINY_ENCODER, TINY_REC, TINY_SSL
 
 from vtp_lightning.cli import main
 from vtp_lightning.errors import CheckpointError, WeightsError
@@ -218,10 +219,8 @@ def test_init_weights_of_a_different_width_is_a_checkpoint_error_naming_the_tens
 def test_init_weights_from_a_matching_checkpoint_loads_the_shared_modules_and_reseeds_the_teacher(
     ae_checkpoint: Path,
 ) -> None:
-    model = DINOAETokenizer(
-        encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=16, rec_decoder_depth=1,
-        ssl_num_prototypes=16, ssl_head_hidden_dim=16, ssl_head_bottleneck_dim=8,
-    )  # fmt: skip
+    # the shrunk CLI run's sizes: the tests' tiny sizes, and the shipped configs' latent width 16
+    model = DINOAETokenizer(**TINY_ENCODER, **TINY_SSL, **TINY_REC, latent_dim=16)
     loaded = model.load_matching_weights(ae_checkpoint)
     state = torch.load(ae_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     assert loaded == ["bottleneck", "decoder", "encoder"]

@@ -8,6 +8,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
+from tiny_sizes import tiny_options
 
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.decoder_tuning import DecoderTuning
@@ -17,7 +18,7 @@ from vtp_lightning.weights.pretrained import export_pretrained, from_pretrained
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:perceptual loss off")]
 
-TINY = {"encoder_width": 32, "encoder_depth": 1, "encoder_heads": 2, "latent_dim": 8, "rec_decoder_depth": 1}
+TINY = tiny_options(AETokenizer)
 
 
 def fit(model: pl.LightningModule, root: Path, steps: int) -> pl.Trainer:

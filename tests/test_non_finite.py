@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_sizes import tiny_options
 
 from callbacks.evaluation import refuse_non_finite_weights
 from callbacks.non_finite import NonFiniteGuard
@@ -160,7 +161,7 @@ def test_export_and_evaluation_refuse_non_finite_weights_and_features(
     assert "non-finite" in error and "encoder.cls_token" in error
     assert not (tmp_path / "out").exists()
 
-    model = AETokenizer(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8, rec_decoder_depth=1)
+    model = AETokenizer(**tiny_options(AETokenizer))
     with torch.no_grad():
         model.encoder.cls_token.fill_(math.nan)
     with pytest.raises(NonFiniteError, match="encoder.cls_token"):

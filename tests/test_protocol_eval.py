@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from tiny_sizes import tiny_options
 
 from callbacks import GenerationEvaluation
 from vtp_lightning.data import VTPDataModule
@@ -32,7 +33,7 @@ def isolated_reference_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture(scope="module")
 def tokenizer() -> AETokenizer:
     torch.manual_seed(0)
-    return AETokenizer(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8, rec_decoder_depth=1)
+    return AETokenizer(**tiny_options(AETokenizer))
 
 
 def test_one_dit_run_gives_a_row_per_budget_reproducibly(tokenizer: AETokenizer, tmp_path: Path) -> None:

@@ -15,22 +15,12 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 from lightning.pytorch.loggers import CSVLogger
+from tiny_sizes import TINY_ENCODER, TINY_LATENT_DIM, TINY_MODEL, TINY_REC
 
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.tokenizer import AETokenizer, VTPTokenizer
 
-TINY_ENCODER: dict[str, Any] = dict(encoder_width=32, encoder_depth=1, encoder_heads=2, latent_dim=8)
-TINY_VTP: dict[str, Any] = dict(
-    **TINY_ENCODER,
-    clip_text_width=32,
-    clip_text_layers=1,
-    clip_text_heads=2,
-    clip_embed_dim=32,
-    ssl_num_prototypes=64,
-    ssl_head_hidden_dim=64,
-    ssl_head_bottleneck_dim=32,
-    rec_decoder_depth=1,
-)
+TINY_VTP: dict[str, Any] = {**TINY_MODEL, "latent_dim": TINY_LATENT_DIM}  # as ddp_callbacks_script.py
 BATCH_SIZE = 8
 
 
@@ -41,7 +31,7 @@ def tiny_vtp() -> VTPTokenizer:
 
 def tiny_ae() -> AETokenizer:
     """Reconstruction only: no text tower, so no zero-shot."""
-    return AETokenizer(**TINY_ENCODER, rec_decoder_depth=1)
+    return AETokenizer(**TINY_ENCODER, **TINY_REC, latent_dim=TINY_LATENT_DIM)
 
 
 def tiny_data(multicrop: bool = True) -> VTPDataModule:

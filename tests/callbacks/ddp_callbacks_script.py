@@ -26,20 +26,10 @@ EVAL_BATCH = 8  # one batch per rank, so the gathered order is the single-proces
 MAX_STEPS = 2
 RECONSTRUCTION_EVERY = 1  # reconstruction evaluates at steps 1 and 2; the others once, at fit end
 
-MODEL_KWARGS = dict(
-    encoder_width=32,
-    encoder_depth=1,
-    encoder_heads=2,
-    latent_dim=8,
-    clip_text_width=32,
-    clip_text_layers=1,
-    clip_text_heads=2,
-    clip_embed_dim=32,
-    ssl_num_prototypes=64,
-    ssl_head_hidden_dim=64,
-    ssl_head_bottleneck_dim=32,
-    rec_decoder_depth=1,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the tests' one set of tiny sizes
+from tiny_sizes import TINY_LATENT_DIM, TINY_MODEL  # noqa: E402
+
+MODEL_KWARGS = {**TINY_MODEL, "latent_dim": TINY_LATENT_DIM}
 DATA_KWARGS = dict(batch_size=8, ssl_batch_size=4, num_workers=0, num_local_crops=2)
 
 

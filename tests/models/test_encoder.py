@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_sizes import TINY_CLIP, TINY_ENCODER, TINY_REC
 
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.models.autoencoder import VTPAutoencoder
@@ -40,15 +41,7 @@ def test_encoder_returns_normed_cls_and_one_token_per_patch(height: int, width: 
 
 def test_tokenizer_encode_gives_d_by_s_over_p_latents_and_decode_inverts_the_shape() -> None:
     torch.manual_seed(0)
-    model = AETokenizer(
-        encoder_width=32,
-        encoder_depth=1,
-        encoder_heads=2,
-        image_size=32,
-        patch_size=8,
-        latent_dim=12,
-        rec_decoder_depth=1,
-    )
+    model = AETokenizer(**TINY_ENCODER, **TINY_REC, image_size=32, patch_size=8, latent_dim=12)
     images = _images(2, 32, 32)
     latents = model.encode(images)
     assert latents.shape == (2, 12, 32 // 8, 32 // 8)
@@ -88,20 +81,10 @@ def test_pixel_decoder_output_is_pixel_shuffled_patches_with_no_tanh() -> None:
 def test_a_model_without_a_decoder_refuses_to_decode() -> None:
     torch.manual_seed(0)
     model = CLIPAETokenizer(
-        encoder_width=32,
-        encoder_depth=1,
-        encoder_heads=2,
-        image_size=16,
-        latent_dim=4,
-        rec_weight=0.0,
-        clip_embed_dim=8,
-        clip_text_width=8,
-        clip_text_layers=1,
-        clip_text_heads=2,
-        rec_decoder_depth=1,
+        **TINY_ENCODER, **TINY_CLIP, **TINY_REC, image_size=16, latent_dim=4, rec_weight=0.0
     )
     assert model.decode(model.encode(_images())).shape == (2, 3, 16, 16)  # the rec mixin still has one
-    bare = TokenizerModule(encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=16, latent_dim=4)
+    bare = TokenizerModule(**TINY_ENCODER, image_size=16, latent_dim=4)
     with pytest.raises(ConfigError, match="no pixel decoder"):
         bare.decode(torch.zeros(1, 4, 4, 4))
 

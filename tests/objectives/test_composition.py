@@ -11,6 +11,7 @@ import pytest
 import torch
 from jsonargparse import ArgumentParser
 from quiet_fit import fit_quietly
+from tiny_sizes import tiny_options
 
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.objectives import ObjectiveOutput, ReconstructionMixin, TokenizerModule
@@ -118,9 +119,7 @@ def test_a_fifth_objective_is_built_from_the_cli_config_and_registered() -> None
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(LatentNormAETokenizer, "model")
     args = ["--model.latent_norm_weight", "0.5"]
-    tiny = dict(
-        encoder_width=32, encoder_depth=1, encoder_heads=2, image_size=16, latent_dim=8, rec_decoder_depth=1
-    )
+    tiny = tiny_options(AETokenizer) | {"image_size": 16}
     for key, value in tiny.items():
         args += [f"--model.{key}", str(value)]
     model = parser.instantiate_classes(parser.parse_args(args)).model
