@@ -19,7 +19,8 @@ from pathlib import Path
 from vtp_lightning.grid_layout import ATTEMPTS, DONE, METRICS, finished_cells, is_done
 
 KEPT = (DONE, "cell.json", ATTEMPTS, "summary.json", METRICS, "config.yaml")
-KEPT_GLOBS = (f"attempts/*/{METRICS}", "generation/protocol_*.json")
+# protocol_eval.jsonl: the scaling curve's second protocol draws (vtp_lightning.scaling_run)
+KEPT_GLOBS = (f"attempts/*/{METRICS}", "generation/protocol_*.json", "generation/protocol_eval.jsonl")
 
 
 def copy_cell(cell: Path, source_root: Path, target_root: Path) -> None:

@@ -3,12 +3,16 @@ quiet-machine estimate printed before anything trains, and the refusal over budg
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from vtp_lightning import scaling_run
 from vtp_lightning.scaling_cost import evaluation_rounds
 from vtp_lightning.scaling_run import main
 
@@ -119,3 +123,69 @@ def test_no_finished_cell_to_measure_is_one_error_line(tmp_path: Path, capsys: p
     assert run_estimate(tmp_path) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "no finished ae cell" in error[0]
+
+
+FAKE_TRAINER = """
+import sys, pathlib
+root = pathlib.Path(sys.argv[sys.argv.index("--trainer.default_root_dir") + 1])
+(root / "checkpoints").mkdir(parents=True, exist_ok=True)
+(root / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+(root / "metrics.csv").write_text("step,compute/flops\\n0,1.0\\n")
+"""
+
+
+def test_the_run_trains_new_cells_lowest_budget_first_then_draws_each_once_more(
+    restored: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer, configs = tmp_path / "fake_trainer.py", tmp_path / "experiments"
+    trainer.write_text(FAKE_TRAINER)
+    configs.mkdir()
+    for combination in QUIET:
+        (configs / f"{combination}.yaml").write_text("trainer:\n  max_steps: 25\n")
+    monkeypatch.setenv("VTP_GRID_TRAIN_COMMAND", f"{sys.executable} {trainer}")
+    draws: list[list[str]] = []
+
+    def fake_protocol_eval(command: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        draws.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(scaling_run.subprocess, "run", fake_protocol_eval)
+    argv = ["--runs-dir", str(restored), "--seeds", "0", "--extra-budgets", "--configs-dir", str(configs)]
+
+    assert main(argv) == 0
+
+    grid = restored / "paper"
+    assert all((grid / c / "16x" / "seed0" / "DONE").is_file() for c in QUIET)
+    drawn = [
+        (Path(c[3]).parts[-5:-2], c[c.index("--seeds") + 1], Path(c[c.index("--out") + 1]).name)
+        for c in draws
+    ]
+    assert drawn == [
+        (("ae", "16x", "seed0"), "100", "protocol_eval.jsonl"),
+        (("clip_ssl_ae", "16x", "seed0"), "100", "protocol_eval.jsonl"),
+    ]
+    assert all(c[3].endswith("checkpoints/last.ckpt") and "vtp_lightning.protocol_eval" in c for c in draws)
+    record = json.loads((grid / "scaling_run.jsonl").read_text())
+    assert record["trained"] == ["ae/16x/seed0", "clip_ssl_ae/16x/seed0"] and record["wall_time_s"] >= 0
+
+
+def test_archiving_keeps_the_second_protocol_draws(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "grid_results", Path(__file__).parents[1] / "scripts" / "grid_results.py"
+    )
+    grid_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid_results)
+    cell = tmp_path / "runs" / "paper" / "ae" / "16x" / "seed0"
+    (cell / "generation").mkdir(parents=True)
+    (cell / "DONE").write_text("{}")
+    (cell / "generation" / "protocol_eval.jsonl").write_text('{"protocol_seed": 100}\n')
+
+    assert (
+        grid_results.main(
+            ["archive", "paper", "--runs-dir", str(tmp_path / "runs"), "--archive-dir", str(tmp_path / "a")]
+        )
+        == 0
+    )
+    assert (
+        tmp_path / "a" / "paper" / "ae" / "16x" / "seed0" / "generation" / "protocol_eval.jsonl"
+    ).is_file()
