@@ -7,7 +7,7 @@ seeds and DiT budgets; this is that evaluation, the very function
 the DiT trained once up to the largest budget with snapshots along the way (a snapshot at step
 ``k`` is a ``k``-step protocol, see :func:`train_latent_dit`), samples scored with the fmnist
 network, reference features from the same cache. A protocol seed equal to a grid cell's seed
-reproduces that cell's numbers.
+repeats that cell's evaluation (same images, DiT draws and batch size) on the saved weights.
 
     python -m vtp_lightning.protocol_eval runs/x/ae/1x/seed0/checkpoints/last.ckpt --seeds 0 1 2 --dit-steps 250 500 1000
 """

@@ -46,8 +46,8 @@ class GenerationCounts:
     The one set of defaults (the callback's and ``protocol_eval``'s): CPU scale like
     :class:`GenerationProtocol`'s, 1000 training images (plus flips) and 500 reference images, as
     many as the protocol samples. ``batch_size`` 500 is what every grid cell ran with: the batch
-    changes the encoder's and extractor's summation order, so ``protocol_eval`` at the defaults
-    reproduces a grid cell's numbers bit for bit.
+    changes the encoder's summation order (the last bits of every score), so ``protocol_eval`` at
+    the defaults repeats a grid cell's evaluation (same images, draws and batches).
     """
 
     train_images: int = 1000
@@ -99,7 +99,7 @@ class GenerationResult:
 
     def values(self) -> dict[str, float]:
         """Every score by field name (class agreement only when measured); the logged names are
-        :func:`vtp_lightning.grid_layout.generation_metric_names`."""
+        :func:`vtp_lightning.metric_names.generation_metric_names`."""
         values = {
             "fd": self.scores.fd,
             "fd_inf": self.scores.fd_inf,
