@@ -315,11 +315,14 @@ class VTPDataModule(LightningDataModule):
         writer = (
             next((c for c in trainer.callbacks if hasattr(c, "predict_sampler")), None) if trainer else None
         )
-        sampler = None
-        if writer is not None:
-            sampler = writer.predict_sampler(
-                trainer, len(dataset), self.batch_size, source.describe(), self.image_size
+        if writer is None:
+            raise ConfigError(
+                "lightning predict writes latents through a LatentWriter callback; add "
+                "--config experiments/predict/latents.yaml after your config (or run vtp-encode)"
             )
+        sampler = writer.predict_sampler(
+            trainer, len(dataset), self.batch_size, source.describe(), self.image_size
+        )
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler, num_workers=self.num_workers
         )

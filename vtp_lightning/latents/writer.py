@@ -3,7 +3,7 @@
 Lightning's :class:`BasePredictionWriter` hands it every predicted batch on every rank. Samples are
 buffered per shard (:mod:`vtp_lightning.latents.plan`: each rank owns whole shards) and a shard is
 written, atomically, as soon as all its samples are in; a sample index seen twice (padding, a re-run
-batch) is dropped. After the last batch every rank waits for the others, rank 0 merges the shards'
+batch) is dropped. After the predict loop every rank waits for the others, rank 0 merges the shards'
 float64 moments in shard order into ``latents_stats.pt`` and writes ``encode.json``
 (:mod:`vtp_lightning.latents.layout`). A killed run leaves only whole shards; running the same command
 again skips them. The output folder must be one every rank can see (a shared filesystem across nodes).
@@ -82,40 +82,37 @@ class LatentWriter(BasePredictionWriter):
         self, trainer: pl.Trainer, num_samples: int, batch_size: int, source: str, image_size: int
     ) -> ShardSampler:
         """Plan the shards, find the finished ones (rank 0 looks, every rank gets its answer) and return
-        this rank's sampler. Called by ``VTPDataModule.predict_dataloader`` once the weights are loaded."""
+        this rank's sampler. Called by ``VTPDataModule.predict_dataloader``, before the weights are final
+        (``init_weights`` loads at predict start), so the finished shards' tokenizer is checked at the first batch."""
         if self.shard_size % batch_size:
             raise ConfigError(
                 f"LatentWriter.shard_size ({self.shard_size}) must be a multiple of data.batch_size ({batch_size}), "
                 "so that a batch never spans two shards"
             )
-        pl_module = trainer.lightning_module
         self.record = {
             "format": "LightningDiT ImgLatentDataset (latents, latents_flip, labels; latents_stats.pt)",
-            "tokenizer": f"{type(pl_module).__module__}.{type(pl_module).__qualname__}",
-            "weights_sha256": weights_digest(pl_module),
-            "weights_from": _weights_origin(trainer, pl_module),
             "image_size": image_size,
             "dtype": self.dtype,
             "num_samples": num_samples,
             "shard_size": self.shard_size,
             "source": source,
         }
-        identity = {k: v for k, v in self.record.items() if k != "weights_from"}
-        self.record["fingerprint"] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         plan = ShardPlan(num_samples, self.shard_size)
         answer: tuple[str, Any] = ("", None)
         if trainer.is_global_zero:
             try:
-                answer = ("ok", sorted(self._finished_shards(plan)))
+                answer = ("ok", self._finished_shards(plan))
             except (ConfigError, DataError) as exc:
                 answer = (type(exc).__name__, str(exc))
         status, value = trainer.strategy.broadcast(answer, src=0)  # every rank raises, none waits forever
         if status != "ok":
             raise (ConfigError if status == "ConfigError" else DataError)(value)
-        self.plan = ShardPlan(num_samples, self.shard_size, frozenset(value))
+        self._found_fingerprints: dict[str, str] = value
+        self.plan = ShardPlan(num_samples, self.shard_size, frozenset(int(k) for k in value if k.isdigit()))
         sampler = ShardSampler(self.plan, trainer.global_rank, trainer.world_size)
         self._own = set(sampler.own_shards)
         self._buffers, self.shards_written, self.duplicates_dropped = {}, [], 0
+        self._identified = False
         if self.plan.finished:
             rank_zero_info(
                 f"{self.output_dir}: {len(self.plan.finished)} of {self.plan.num_shards} shards already written; "
@@ -123,31 +120,53 @@ class LatentWriter(BasePredictionWriter):
             )
         return sampler
 
-    def _finished_shards(self, plan: ShardPlan) -> set[int]:
-        """Shards of this very encoding already on disk; refuses a folder holding another encoding."""
+    def _finished_shards(self, plan: ShardPlan) -> dict[str, str]:
+        """``{shard number or "record": fingerprint}`` of what a previous run of this plan left on disk."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.output_dir.glob(".latents_shard*.partial"):
             stale.unlink()  # a shard a killed run had not finished
-        fix = "choose a new output_dir, or delete that folder to re-encode"
+        found: dict[str, str] = {}
         record = self.output_dir / RECORD_FILE
         if record.exists():
             try:
-                theirs = json.loads(record.read_text()).get("fingerprint")
-            except (OSError, ValueError, AttributeError) as exc:
-                raise DataError(f"{record} is not readable ({exc}); {fix}", where=str(record)) from exc
-            if theirs != self.record["fingerprint"]:
-                raise ConfigError(f"{self.output_dir} holds latents of another encoding ({record}); {fix}")
-        finished = set()
+                found["record"] = str(json.loads(record.read_text())["fingerprint"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise DataError(f"{record} is not readable ({exc}); {_FIX}", where=str(record)) from exc
         for shard, path in shard_files(self.output_dir).items():
             info = read_shard_info(path)
             expected = plan.indices(shard) if shard < plan.num_shards else range(0)
-            same = info.fingerprint == self.record["fingerprint"] and info.shard == shard
-            if not same or info.first_index != expected.start or info.count != len(expected):
+            if info.shard != shard or info.first_index != expected.start or info.count != len(expected):
+                raise ConfigError(f"{path} holds latents of another encoding (other data or options); {_FIX}")
+            found[str(shard)] = info.fingerprint
+        return found
+
+    def _identify(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Fingerprint the encoding with the final weights; refuse finished shards of another one."""
+        if self._identified:
+            return
+        self.record["tokenizer"] = f"{type(pl_module).__module__}.{type(pl_module).__qualname__}"
+        self.record["weights_sha256"] = weights_digest(pl_module)
+        identity = json.dumps(self.record, sort_keys=True)
+        self.record["fingerprint"] = hashlib.sha256(identity.encode()).hexdigest()
+        self.record["weights_from"] = _weights_origin(trainer, pl_module)
+        for what, fingerprint in self._found_fingerprints.items():
+            if fingerprint != self.record["fingerprint"]:
+                where = RECORD_FILE if what == "record" else shard_name(int(what))
                 raise ConfigError(
-                    f"{path} holds latents of another encoding (tokenizer, data or options); {fix}"
+                    f"{self.output_dir / where} holds latents of another encoding (another tokenizer, its "
+                    f"weights, the data or the options); {_FIX}"
                 )
-            finished.add(shard)
-        return finished
+        self._identified = True
+
+    def on_predict_batch_start(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._identify(trainer, pl_module)
 
     # ------------------------------------------------------------------ writing
     def write_on_batch_end(
@@ -199,9 +218,13 @@ class LatentWriter(BasePredictionWriter):
         self.shards_written.append(shard)
 
     # ------------------------------------------------------------------ the end: statistics and record
-    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.plan is None:
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """After the predict loop, also on a rank that had nothing left to encode (Lightning skips the
+        loop and its hooks there): check the finished shards' tokenizer, wait for every rank's shards,
+        then the statistics and the record from rank 0."""
+        if stage != "predict" or self.plan is None:
             return
+        self._identify(trainer, pl_module)
         trainer.strategy.barrier()  # every rank's shards are on disk
         if trainer.is_global_zero:
             self._write_statistics_and_record()
@@ -236,6 +259,9 @@ class LatentWriter(BasePredictionWriter):
         partial = self.output_dir / f".{RECORD_FILE}.partial"
         partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         os.replace(partial, self.output_dir / RECORD_FILE)
+
+
+_FIX = "choose a new output_dir, or delete that folder to re-encode"
 
 
 def weights_digest(module: torch.nn.Module) -> str:

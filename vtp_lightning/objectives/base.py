@@ -32,6 +32,11 @@ from vtp_lightning.models.compile import compile_block_branches
 from vtp_lightning.models.decoder import PixelDecoder
 from vtp_lightning.models.vit import DropPathSchedule, ViTConfig, drop_path_rates
 from vtp_lightning.objectives.ema_teacher import EMATeacher
+from vtp_lightning.objectives.inference_steps import (
+    encode_for_prediction,
+    load_standalone_init_weights,
+    log_objective_scores,
+)
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
 from vtp_lightning.objectives.optimizer_groups import adamw_warmup_cosine
 from vtp_lightning.objectives.schedules import cosine_ramp, total_training_steps
@@ -368,6 +373,20 @@ class TokenizerModule(pl.LightningModule):
             if objective.enabled and objective.validate is not None:
                 scores = objective.validate(batch)
                 self.log_dict({f"val/{k}": v for k, v in scores.items()}, batch_size=batch["image"].shape[0])
+
+    def on_test_start(self) -> None:
+        load_standalone_init_weights(self)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Held-out objective scores as ``test/...``; the evaluation callbacks add their metrics at the end."""
+        log_objective_scores(self, batch, "test")
+
+    def on_predict_start(self) -> None:
+        load_standalone_init_weights(self)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Latents of the images and of their mirror images (``lightning predict``; a LatentWriter stores them)."""
+        return encode_for_prediction(self, batch)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)

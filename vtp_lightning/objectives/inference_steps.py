@@ -34,3 +34,13 @@ def encode_for_prediction(module: Any, batch: dict[str, Any]) -> dict[str, torch
         "latents": module.encode(images),
         "latents_flip": module.encode(images.flip(-1)),
     }
+
+
+def load_standalone_init_weights(module: Any) -> None:
+    """``lightning test`` / ``predict`` with ``init_weights`` and no ``--ckpt_path`` use those weights (a
+    Lightning checkpoint, an export or a converted official directory). Called at test/predict start:
+    only then does Lightning know whether a checkpoint was restored over the module."""
+    path = getattr(module, "_init_weights_path", None)
+    if path and not module.trainer.ckpt_path and not getattr(module, "_init_weights_loaded", False):
+        module.load_matching_weights(path)
+        module._init_weights_loaded = True
