@@ -419,3 +419,15 @@ def test_a_non_utf8_webdataset_caption_is_refused_like_a_caption_file_or_skipped
     assert sum(isinstance(item, Unreadable) for item in kept) == 1
     with pytest.raises(DataError, match="byte 0xe9"):
         list(StreamingTrainItems(WebDatasetShards(str(shard)), skip_corrupt=False))
+
+
+def test_a_tokenizer_built_from_python_checks_its_options_against_the_same_table() -> None:
+    # the same values as on the command line, without the CLI: no ZeroDivisionError, no optimiser error
+    for options, message in [
+        ({"patch_size": 0}, "patch_size must be an integer >= 1, got 0"),
+        ({"lr": -1.0}, "lr must be a number > 0, got -1.0"),
+        ({"latent_dim": 0}, "latent_dim must be an integer >= 1, got 0"),
+        ({"image_size": 30, "patch_size": 4}, "image_size (30) must be a multiple of patch_size (4)"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            VTPTokenizer(**options)

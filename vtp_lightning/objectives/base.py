@@ -46,6 +46,7 @@ from vtp_lightning.objectives.weights_loading import (
     load_matching_weights,
     migrated_checkpoint,
 )
+from vtp_lightning.option_checks import check_model_options
 from vtp_lightning.renamed_options import declared_options
 from vtp_lightning.weights.checkpoint_file import SAFE_GLOBALS
 from vtp_lightning.weights.provenance import stamp
@@ -145,8 +146,8 @@ class TokenizerModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if image_size % patch_size != 0:
-            raise ConfigError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
+        # every option of the composition (mixins' too), against the one table, before anything is built
+        check_model_options(type(self), self.hparams, prefix="")
         encoder_config = ViTConfig.preset(
             encoder,
             width=encoder_width,
