@@ -21,6 +21,7 @@ from vtp_lightning.models.autoencoder import VTPAutoencoder
 from vtp_lightning.official.loading import official_autoencoder, official_weights
 from vtp_lightning.official.source import is_official
 from vtp_lightning.weights.checkpoint_file import load_checkpoint
+from vtp_lightning.weights.consistency import build_checked
 from vtp_lightning.weights.export_dir import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -29,11 +30,13 @@ from vtp_lightning.weights.export_dir import (
     write_export_dir,
 )
 from vtp_lightning.weights.provenance import ARCH_KEY, CLASS_KEY
+from vtp_lightning.weights.sharded_checkpoint import is_sharded_checkpoint, read_sharded_checkpoint
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """A training checkpoint with a ``state_dict``, read without unpickling arbitrary objects."""
-    state = load_checkpoint(path)
+    """A training checkpoint with a ``state_dict``, read without unpickling arbitrary objects (a
+    sharded checkpoint folder: checked, then consolidated)."""
+    state = read_sharded_checkpoint(path) if is_sharded_checkpoint(path) else load_checkpoint(path)
     if not isinstance(state.get("state_dict"), dict):
         raise CheckpointError(
             f"{path} has no 'state_dict'; give a Lightning checkpoint written by `lightning fit` "
@@ -47,6 +50,8 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if is_official(path):  # a released VTP directory or its model.safetensors: converted on the fly
         return official_weights(path)
+    if is_sharded_checkpoint(path):
+        return _load_checkpoint(path)["state_dict"]
     if path.is_dir():
         path = path / WEIGHTS_NAME
     if path.suffix == ".safetensors":
@@ -60,16 +65,6 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
             raise not_lightning from None
 
 
-def _refuse_non_finite(weights: dict[str, torch.Tensor], source: Path) -> None:
-    """Weights holding NaN or infinity come from a diverged run; exporting them would hide that."""
-    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        raise CheckpointError(
-            f"{source} holds non-finite weights ({len(bad)} tensors, e.g. {bad[0]}): the run diverged; "
-            "export an earlier checkpoint or retrain with a lower learning rate"
-        )
-
-
 def export_pretrained(checkpoint: str | Path, out_dir: str | Path) -> Path:
     """Write the encode/decode weights and architecture of a training checkpoint to ``out_dir``."""
     checkpoint = Path(checkpoint)
@@ -79,24 +74,11 @@ def export_pretrained(checkpoint: str | Path, out_dir: str | Path) -> Path:
         raise CheckpointError(
             f"{checkpoint} was not written by a vtp-lightning tokenizer (no {ARCH_KEY!r} entry)"
         )
-    model = VTPAutoencoder.from_architecture(arch)
-    weights = model.own_weights(state["state_dict"])
-    _check_fits(model, weights, checkpoint)
-    _refuse_non_finite(weights, checkpoint)
+    model = build_checked(arch, state["state_dict"], f"{checkpoint}'s recorded architecture", str(checkpoint))
+    weights = {k: state["state_dict"][k] for k in model.state_dict()}
     return write_export_dir(
         out_dir, weights, architecture=arch, source=checkpoint, tokenizer_class=state.get(CLASS_KEY)
     )
-
-
-def _check_fits(model: VTPAutoencoder, weights: dict[str, torch.Tensor], source: Path) -> None:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(weights))
-    wrong = [k for k in own if k in weights and weights[k].shape != own[k].shape]
-    if missing or wrong:
-        detail = (
-            f"missing {missing[0]}" if missing else f"{wrong[0]} has shape {tuple(weights[wrong[0]].shape)}"
-        )
-        raise CheckpointError(f"{source} does not match its recorded architecture ({detail})")
 
 
 def from_pretrained(directory: str | Path, map_location: str | torch.device = "cpu") -> VTPAutoencoder:
@@ -105,17 +87,9 @@ def from_pretrained(directory: str | Path, map_location: str | torch.device = "c
     if is_official(directory):
         return official_autoencoder(directory, map_location)
     arch = read_export_config(directory)["architecture"]
-    try:
-        model = VTPAutoencoder.from_architecture(arch)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(
-            f"{directory / CONFIG_NAME} is not a valid export config ({type(exc).__name__}: {exc}); "
-            "export the checkpoint again with `vtp-export`"
-        ) from None
-    weights = read_safetensors(directory / WEIGHTS_NAME, device=str(map_location))
-    _check_fits(model, weights, directory)
-    model.load_state_dict(weights, strict=False)
-    return model.eval()
+    weights = read_safetensors(directory / WEIGHTS_NAME)
+    model = build_checked(arch, weights, str(directory / CONFIG_NAME), str(directory / WEIGHTS_NAME))
+    return model.to(map_location).eval()
 
 
 def load_autoencoder(path: str | Path) -> VTPAutoencoder:
@@ -130,8 +104,4 @@ def load_autoencoder(path: str | Path) -> VTPAutoencoder:
             f"{path} was not written by a vtp-lightning tokenizer (no {ARCH_KEY!r} entry); give a "
             "checkpoint from `lightning fit` or a directory from `vtp-export`"
         )
-    model = VTPAutoencoder.from_architecture(arch)
-    weights = model.own_weights(state["state_dict"])
-    _check_fits(model, weights, path)
-    model.load_state_dict(weights, strict=False)
-    return model
+    return build_checked(arch, state["state_dict"], f"{path}'s recorded architecture", str(path))
