@@ -304,8 +304,6 @@ def cli_memory(extra_configs: list[str], batch: int, dry: bool, out: Path, label
     args += ["--data.train", "null", "--data.val", "null", "--data.num_workers", "2"]
     args += ["--data.batch_size", str(batch), "--data.ssl_batch_size", str(max(1, batch // 4))]
     args += ["--model.init_args.rec_batch_size", str(max(1, batch // 8))]
-    # vtp_s.yaml's fused AdamW + gradient clipping is refused by Lightning under bf16-mixed
-    args += ["--model.init_args.fused_optimizer", "false"]
     if dry:
         args += [
             "--trainer.accelerator",

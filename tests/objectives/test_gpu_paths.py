@@ -105,3 +105,27 @@ def test_compile_blocks_routes_every_block_once_every_module_exists(
     teacher_blocks = [m for m in model.teacher.modules() if isinstance(m, Block)]
     assert teacher_blocks and all(b.attention_branch.args[0] is b for b in teacher_blocks)
     assert model.decoder.blocks[0].ffn_branch.args[0] is model.decoder.blocks[0]
+
+
+@pytest.mark.integration
+def test_a_bf16_mixed_step_clips_gradients_for_fused_adamw_as_for_the_loop(
+    make_tokenizer: Callable[..., Any], make_batch: Callable[..., dict[str, torch.Tensor]]
+) -> None:
+    """The scale presets' combination (bf16-mixed, fused AdamW, gradient clipping) trains: the fused
+    step lands where Lightning's own clipping with the per-parameter loop does, and the clip binds."""
+    batch = make_batch()
+
+    def weights_after_one_step(fused: bool, clip: float | None) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = make_tokenizer(VTPTokenizer, fused_optimizer=fused)
+        fit_quietly(model, [batch], precision="bf16-mixed", gradient_clip_val=clip)
+        return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+    fused, loop, unclipped = (
+        weights_after_one_step(True, 1e-3),
+        weights_after_one_step(False, 1e-3),
+        weights_after_one_step(False, None),
+    )
+    for name, value in fused.items():
+        torch.testing.assert_close(value, loop[name], rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(value, unclipped[name]) for name, value in loop.items())

@@ -38,7 +38,7 @@ from vtp_lightning.objectives.inference_steps import (
     log_objective_scores,
 )
 from vtp_lightning.objectives.objective import Objective, ObjectiveOutput
-from vtp_lightning.objectives.optimizer_groups import adamw_warmup_cosine
+from vtp_lightning.objectives.optimizer_groups import adamw_warmup_cosine, clip_unscaled_gradients
 from vtp_lightning.objectives.schedules import cosine_ramp, total_training_steps
 from vtp_lightning.objectives.training_step import objective_losses
 from vtp_lightning.objectives.weights_loading import (
@@ -424,6 +424,25 @@ class TokenizerModule(pl.LightningModule):
     def configure_callbacks(self) -> list[pl.Callback]:
         """The guard against a diverged run and the skipped-sample count, whatever callback list the
         config gives (:mod:`vtp_lightning.always_on`)."""
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Lightning's clipping, also for a fused AdamW under bf16-mixed.
+
+        Lightning's AMP plugin refuses to clip for any optimizer that unscales gradients itself (fused
+        AdamW), even when there is nothing to unscale: bf16-mixed has no gradient scaler. There the
+        gradients are the true ones, so the plain precision plugin's clipping is exact
+        (:func:`~vtp_lightning.objectives.optimizer_groups.clip_unscaled_gradients`).
+        """
+        if gradient_clip_val and clip_unscaled_gradients(
+            self.trainer.precision_plugin, optimizer, gradient_clip_val, gradient_clip_algorithm
+        ):
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
         return always_on_callbacks()
 
     # ------------------------------------------------------------------ weights

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.utilities import GradClipAlgorithmType
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 
@@ -76,3 +78,20 @@ def adamw_warmup_cosine(
         "optimizer": optimizer,
         "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"},
     }
+
+
+def clip_unscaled_gradients(
+    precision_plugin: Precision,
+    optimizer: torch.optim.Optimizer,
+    clip_val: float,
+    algorithm: str | None,
+) -> bool:
+    """Clip with the plain precision plugin's maths when a mixed-precision plugin holds no gradient
+    scaler (bf16-mixed): the gradients are then already the true ones, whatever the optimizer does
+    with scaling. Returns False, doing nothing, when a scaler exists (fp16: Lightning's own path)."""
+    if not isinstance(precision_plugin, MixedPrecision) or precision_plugin.scaler is not None:
+        return False
+    Precision.clip_gradients(
+        precision_plugin, optimizer, clip_val, GradClipAlgorithmType(algorithm or "norm")
+    )
+    return True
