@@ -36,6 +36,7 @@ from vtp_lightning.data.templates import FASHION_MNIST_CLASSES
 from vtp_lightning.metric_names import generation_metric_names
 from vtp_lightning.metrics.generation import GenerationProtocol
 from vtp_lightning.metrics.generation_eval import (
+    DEFAULT_COUNTS,
     GenerationCounts,
     GenerationRun,
     Shards,
@@ -45,7 +46,6 @@ from vtp_lightning.metrics.generation_eval import (
 from vtp_lightning.metrics.reference_statistics import data_id
 
 RUN_SEED_ENV = "PL_GLOBAL_SEED"  # set by Lightning's seed_everything (LightningCLI's seed_everything)
-DEFAULTS = GenerationCounts()
 
 
 def run_seed() -> int:
@@ -96,17 +96,17 @@ class GenerationEvaluation(EvaluationCallback):
     def __init__(
         self,
         protocol: GenerationProtocol | None = None,
-        train_images: int = DEFAULTS.train_images,
-        hflip: bool = DEFAULTS.hflip,
-        reference_images: int = DEFAULTS.reference_images,
+        train_images: int = DEFAULT_COUNTS.train_images,
+        hflip: bool = DEFAULT_COUNTS.hflip,
+        reference_images: int = DEFAULT_COUNTS.reference_images,
         feature_extractor: str = "fmnist",
         extractor_weights: str | None = None,
         class_agreement: bool | None = None,
-        pool_images: int = DEFAULTS.pool_images,
+        pool_images: int = DEFAULT_COUNTS.pool_images,
         grid_images: int = 100,
         every_n_steps: int | None = None,
         at_fit_end: bool = True,
-        batch_size: int = DEFAULTS.batch_size,
+        batch_size: int = DEFAULT_COUNTS.batch_size,
     ) -> None:
         super().__init__(every_n_steps, at_fit_end, batch_size)
         self.protocol = protocol or GenerationProtocol()
