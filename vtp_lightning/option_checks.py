@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from vtp_lightning.errors import ConfigError
-from vtp_lightning.models.vit import ENCODER_PRESETS
 from vtp_lightning.renamed_options import declared_options
 
 
@@ -198,6 +197,8 @@ def model_relation_problems(o: Mapping[str, Any], name: Named) -> Iterator[str]:
     size, patch = o.get("image_size"), o.get("patch_size")
     if size is not None and patch is not None and size % patch:
         yield f"{name('image_size')} ({size}) must be a multiple of {name('patch_size')} ({patch})"
+    from vtp_lightning.models.vit import ENCODER_PRESETS  # here: the data floor imports this module too
+
     preset = ENCODER_PRESETS.get(o.get("encoder", "tiny"))
     rope = o.get("pos_embed", "rope") == "rope"
     width = heads = None

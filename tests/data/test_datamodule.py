@@ -96,15 +96,16 @@ def test_class_names_tokenize_and_unknown_split() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        ({"image_size": 30, "patch_size": 4}, r"image_size \(30\) must be a multiple of patch_size \(4\)"),
+        ({"batch_size": 8, "ssl_batch_size": 9}, r"ssl_batch_size \(9\) must be at most batch_size \(8\)"),
+        ({"local_crop_size": 10}, r"local_crop_size \(10\) must be a multiple of patch_size \(4\)"),
         (
-            {"image_size": 30, "patch_size": 4},
-            r"image_size \(30\) must be a positive multiple of patch_size \(4\)",
+            {"global_crop_scale": (0.5, 0.2)},
+            r"global_crop_scale must be two values \[low, high\] with low <= high",
         ),
-        ({"batch_size": 8, "ssl_batch_size": 9}, r"ssl_batch_size must be between 0 and batch_size \(8\)"),
-        ({"local_crop_size": 10}, r"local_crop_size \(10\) must be a positive multiple of patch_size"),
-        ({"global_crop_scale": (0.5, 0.2)}, "global_crop_scale must satisfy"),
-        ({"mask_ratio": (0.1, 1.5)}, "mask_ratio must satisfy"),
-        ({"context_length": 0}, "context_length must be at least 2"),
+        ({"mask_ratio": (0.1, 1.5)}, r"each value of mask_ratio must be a number in \[0, 1\]"),
+        ({"context_length": 0}, "context_length must be an integer >= 2, got 0"),
+        ({"patch_size": 0}, "patch_size must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_settings_raise_one_config_error_naming_the_key(kwargs: dict, message: str) -> None:

@@ -44,6 +44,7 @@ from vtp_lightning.data.sources.embedded import EmbeddedFashionMNIST
 from vtp_lightning.data.tokenizer import CaptionTokenizer
 from vtp_lightning.data.views import MultiCropView, ReconstructionView, default_local_crop_size
 from vtp_lightning.errors import ConfigError, DataError
+from vtp_lightning.option_checks import check_data_options
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -121,31 +122,10 @@ class VTPDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["train", "val", "test", "predict"])
-        if patch_size < 1 or image_size < patch_size or image_size % patch_size:
-            raise ConfigError(
-                f"image_size ({image_size}) must be a positive multiple of patch_size ({patch_size})"
-            )
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        if ssl_batch_size is not None and not 0 <= ssl_batch_size <= batch_size:
-            raise ConfigError(
-                f"ssl_batch_size must be between 0 and batch_size ({batch_size}), got {ssl_batch_size}"
-            )
-        if num_local_crops < 0:
-            raise ConfigError(f"num_local_crops must be >= 0, got {num_local_crops}")
-        local_size = (
+        check_data_options(self.hparams, prefix="")  # the one table: vtp_lightning.option_checks
+        local_size = (  # (the default is whole patches)
             default_local_crop_size(image_size, patch_size) if local_crop_size is None else local_crop_size
         )
-        if local_size < patch_size or local_size % patch_size:
-            raise ConfigError(
-                f"local_crop_size ({local_size}) must be a positive multiple of patch_size ({patch_size})"
-            )
-        if num_workers < 0:
-            raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
-        if not 0.0 <= color_jitter < 1.0:
-            raise ConfigError(f"color_jitter must be in [0, 1), got {color_jitter}")
-        if val_limit is not None and val_limit < 1:
-            raise ConfigError(f"val_limit must be positive or null, got {val_limit}")
         for name, source in (("train", train), ("val", val), ("test", test), ("predict", predict)):
             if source is not None and not isinstance(source, ImageTextSource):
                 raise ConfigError(
