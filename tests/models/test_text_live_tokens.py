@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from open_clip.transformer import TextTransformer
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vtp_lightning.errors import ConfigError
@@ -108,13 +109,15 @@ def test_tokenizer_option_gives_the_same_text_embedding_as_the_full_tower():
         torch.testing.assert_close(live.encode_text(text), full.encode_text(text), rtol=1e-5, atol=1e-6)
 
 
-def test_a_text_block_sharded_as_its_own_fsdp_unit_is_refused_with_the_option_named():
-    from torch.distributed.fsdp import FSDPModule
+def test_an_fsdp1_unit_inside_the_text_tower_is_refused_with_the_option_named():
+    """FSDP1 flattens a unit's parameters and gathers them only in its forward, which the live-token
+    path bypasses (FSDP2 units are supported: tests/fsdp)."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
 
     tower = small_tower()
-    block = tower.transformer.resblocks[0]
-    # what fully_shard does to a module: its class becomes a subclass of FSDPModule
-    block.__class__ = type("FSDPResidualAttentionBlock", (FSDPModule, type(block)), {})
+    unit = FullyShardedDataParallel.__new__(FullyShardedDataParallel)  # an FSDP1 wrapper's type, unwired
+    nn.Module.__init__(unit)
+    tower.transformer.resblocks[0].add_module("fsdp1_unit", unit)
     with pytest.raises(ConfigError, match="clip_text_live_tokens_only"):
         live_token_text_forward(tower, captions([3, 5]))
 

@@ -20,6 +20,10 @@ not reach its ``nn.MultiheadAttention`` in training.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import TextTransformer
@@ -28,11 +32,12 @@ from torch import nn
 from vtp_lightning.errors import ConfigError
 
 try:
-    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel, register_fsdp_forward_method
 
-    _SHARDED_UNITS: tuple[type, ...] = (FSDPModule, FullyShardedDataParallel)
+    _FSDP1_UNITS: tuple[type, ...] = (FullyShardedDataParallel,)
 except ImportError:  # a torch built without distributed
-    _SHARDED_UNITS = ()
+    FSDPModule, register_fsdp_forward_method = (), None  # type: ignore[assignment]
+    _FSDP1_UNITS = ()
 
 
 def check_live_token_support(tower: TextTransformer) -> None:
@@ -64,18 +69,37 @@ def check_live_token_support(tower: TextTransformer) -> None:
 
 def live_token_text_forward(tower: TextTransformer, text: torch.Tensor) -> torch.Tensor:
     """``tower(text)`` (the projected EOT embedding, ``(B, embed_dim)``) computed on live tokens only."""
-    if any(isinstance(m, _SHARDED_UNITS) for m in tower.modules()):
-        # FSDP gathers a unit's parameters in its forward hook; the calls below bypass that forward.
+    if any(isinstance(m, _FSDP1_UNITS) for m in tower.modules()):
+        # FSDP1 flattens a unit's parameters and gathers them in its forward only; the calls below
+        # bypass that forward. FSDP2 units (vtp_lightning.fsdp) are entered through registered methods.
         raise ConfigError(
-            "clip_text_live_tokens_only calls the text blocks' layers directly, which FSDP units inside the "
-            "text tower do not support; wrap only the whole model (no auto_wrap_policy) or set "
-            "model.init_args.clip_text_live_tokens_only to false."
+            "clip_text_live_tokens_only calls the text blocks' layers directly, which FSDP1 units inside the "
+            "text tower do not support; use the FSDP2 strategy (vtp_lightning.fsdp.FSDP2Strategy), wrap only "
+            "the whole model (no auto_wrap_policy), or set model.init_args.clip_text_live_tokens_only to false."
         )
     if tower.transformer.grad_checkpointing:
         raise ConfigError(
             "clip_text_live_tokens_only does not recompute activations (open_clip's grad checkpointing is "
             "on for the text tower); switch one of them off."
         )
+    return _as_fsdp_forward(tower, "live_token_forward", _tower_forward)(text)
+
+
+def _as_fsdp_forward(module: nn.Module, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` bound to ``module``; for an FSDP2 unit, run as one of its forward methods (its
+    parameters gathered before, freed and their gradients reduce-scattered after, as ``forward``).
+
+    Registered once per unit under ``name`` (torch's ``register_fsdp_forward_method``).
+    """
+    if not isinstance(module, FSDPModule):
+        return functools.partial(function, module)
+    if name not in vars(module):
+        setattr(module, name, functools.partial(function, module))
+        register_fsdp_forward_method(module, name)
+    return getattr(module, name)
+
+
+def _tower_forward(tower: TextTransformer, text: torch.Tensor) -> torch.Tensor:
     batch, _ = text.shape
     eot = text.argmax(dim=-1)  # the pooled position (first highest id, as open_clip's argmax pool)
     length = int(eot.max()) + 1  # no caption has a live token past this
@@ -90,16 +114,29 @@ def live_token_text_forward(tower: TextTransformer, text: torch.Tensor) -> torch
     eot_rows = torch.cumsum(eot + 1, dim=0) - 1
     blocks = list(tower.transformer.resblocks)
     for index, block in enumerate(blocks):
-        attended = _causal_attention(block, block.ln_1(x), live, (batch, length))
-        if index == len(blocks) - 1:
-            x, attended = x[eot_rows], attended[eot_rows]
-        x = x + block.ls_1(block.attn.out_proj(attended))
-        x = x + block.ls_2(block.mlp(block.ln_2(x)))
+        kept = eot_rows if index == len(blocks) - 1 else None
+        x = _as_fsdp_forward(block, "live_token_forward", _block_forward)(x, live, (batch, length), kept)
     pooled = tower.ln_final(x)
     projection = tower.text_projection
     if isinstance(projection, nn.Linear):
         return projection(pooled)
     return pooled @ projection if projection is not None else pooled
+
+
+def _block_forward(
+    block: nn.Module,
+    x: torch.Tensor,
+    live: tuple[torch.Tensor, torch.Tensor],
+    shape: tuple[int, int],
+    kept: torch.Tensor | None,
+) -> torch.Tensor:
+    """One residual block on packed rows ``x`` ``(T, W)``; with ``kept`` (the last block: the EOT
+    rows), the out-projection and MLP run on those rows only and only they are returned."""
+    attended = _causal_attention(block, block.ln_1(x), live, shape)
+    if kept is not None:
+        x, attended = x[kept], attended[kept]
+    x = x + block.ls_1(block.attn.out_proj(attended))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
 def _causal_attention(

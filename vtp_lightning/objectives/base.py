@@ -27,6 +27,7 @@ from torch import nn
 from vtp_lightning.always_on import always_on_callbacks
 from vtp_lightning.data.resumable import seed_training_step
 from vtp_lightning.errors import ConfigError
+from vtp_lightning.fsdp.configure import shard_for_strategy
 from vtp_lightning.models.autoencoder import VTPAutoencoder
 from vtp_lightning.models.compile import compile_block_branches
 from vtp_lightning.models.decoder import PixelDecoder
@@ -336,10 +337,12 @@ class TokenizerModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ Lightning hooks
     def configure_model(self) -> None:
-        """Compile the block branches once every module (teacher, decoder) exists, if asked to."""
+        """Compile the block branches once every module (teacher, decoder) exists, if asked to; then,
+        under ``ModelParallelStrategy``, shard with FSDP2 (:mod:`vtp_lightning.fsdp`)."""
         if self.hparams.get("compile_blocks") and not getattr(self, "_blocks_compiled", False):
             compile_block_branches(self)
             self._blocks_compiled = True
+        shard_for_strategy(self)
 
     def on_fit_start(self) -> None:
         if self._init_weights_path and self.global_step == 0:
