@@ -11,15 +11,21 @@ saved hyper-parameters of a checkpoint written before an option was renamed
 Writing: :func:`atomic_torch_save` writes to a temporary file beside the target and renames it into
 place, so a kill during the save never leaves a truncated ``last.ckpt`` (Lightning's own writer
 stages the file in ``$TMPDIR``, which is a copy, not a rename, when that is another filesystem).
+A kill -9 mid-save leaves that temporary file; the next save into the folder removes it
+(:func:`remove_stale_temp_files`).
 Lightning's side (the checkpoint IO plugin, strategies with their own reader) is
 :mod:`vtp_lightning.weights.lightning_io`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,8 @@ import torch
 from vtp_lightning.errors import CheckpointError
 from vtp_lightning.renamed_options import migrate_hparams
 from vtp_lightning.weights.file_kind import NotACheckpoint, checkpoint_kind
+
+log = logging.getLogger(__name__)
 
 # Anything beyond tensors and builtin containers that a checkpoint of this suite may hold: path
 # hyper-parameters (``init_weights`` given as a Path by Python users).
@@ -90,10 +98,17 @@ def _unreadable(what: str, path: Path, kind: str, exc: Exception) -> CheckpointE
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` into a temporary file in ``path``'s folder, flushed to disk, then renamed."""
+    """``torch.save`` into a temporary file in ``path``'s folder, flushed to disk, then renamed.
+
+    The temporary file's name records the host and process writing it; the temporary files that
+    killed saves left in the folder (their process is gone) are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temp_files(path.parent)
+    handle, temp = tempfile.mkstemp(
+        prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     os.close(handle)
     try:
         with open(temp, "wb") as f:
@@ -104,3 +119,53 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+# ``.<target name>.<host>-<pid>.<8 random characters>.tmp``, as atomic_torch_save names them.
+_TEMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp$")
+# A temporary file of another host is stale once untouched this long (its process cannot be asked).
+OTHER_HOST_STALE_S = 3600.0
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove from ``folder`` the temporary files of saves whose process died (a kill -9 mid-save).
+
+    A file of this host is stale when its process no longer runs; one of another host (a shared
+    filesystem) when it has not been touched for :data:`OTHER_HOST_STALE_S`. This process's own
+    files (a save in progress on another thread) are never touched. Returns the removed paths.
+    """
+    removed = []
+    here = _host()
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or not entry.is_file():
+            continue
+        pid = int(match["pid"])
+        if match["host"] == here:
+            stale = pid != os.getpid() and not _alive(pid)
+        else:
+            stale = time.time() - entry.stat().st_mtime > OTHER_HOST_STALE_S
+        if stale:
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    if removed:
+        log.info("removed %d temporary files of interrupted saves from %s", len(removed), folder)
+    return removed
