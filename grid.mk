@@ -114,9 +114,11 @@ dit-budget: install ## gFD and class agreement vs DiT training steps for AE and 
 
 # -- scaling curve (issue 24) -------------------------------------------------------------------
 # `make scaling-curve`: AE-only and CLIP+SSL+AE at 1x/4x/16x of 25 steps, seeds 0 1 2 (+ 64x for seed 0
-# if it fits) in SCALING_RUNS_DIR/paper. It restores the archived paper cells (1x/4x, not retrained),
-# prints the quiet 2-core estimate of the new compute (measured from finished cells' records) and
-# refuses above SCALING_BUDGET_HOURS unless SCALING_GO_ON=1; then trains one cell at a time, adds a
+# if it fits) in SCALING_RUNS_DIR/paper. It restores the archived paper cells (1x/4x, not retrained;
+# SCALING_RESTORE=no trains them too), prints the quiet 2-core estimate of the new compute (measured
+# from finished cells' records) and refuses above SCALING_BUDGET_HOURS unless SCALING_GO_ON=1; then
+# retrains one archived 1x cell per combination and refuses unless today's code logs the same
+# training losses (SCALING_SKIP_REUSE_CHECK=1 skips it); then trains one cell at a time, adds a
 # second protocol draw (seed + 100) per cell with a checkpoint, archives the cells to SCALING_ARCHIVE
 # and draws SCALING_OUT/scaling_curve.{md,png}. Run it on a quiet machine, after the model's maths settle.
 SCALING_RUNS_DIR ?= $(RUNS_DIR)/scaling
@@ -124,15 +126,21 @@ SCALING_ARCHIVE ?= docs/results/grids/scaling
 SCALING_OUT ?= docs/results
 SCALING_BUDGET_HOURS ?= 3
 SCALING_GO_ON ?=
+SCALING_RESTORE ?= yes
+SCALING_SKIP_REUSE_CHECK ?=
+SCALING_REUSE_TOLERANCE ?= 1e-4
 SCALING_FLAGS = --runs-dir $(SCALING_RUNS_DIR) --grid paper --cost-from docs/results/grids/paper \
-	--budget-hours $(SCALING_BUDGET_HOURS) $(if $(SCALING_GO_ON),--go-on)
+	--budget-hours $(SCALING_BUDGET_HOURS) $(if $(SCALING_GO_ON),--go-on) \
+	--reuse-tolerance $(SCALING_REUSE_TOLERANCE) $(if $(SCALING_SKIP_REUSE_CHECK),--skip-reuse-check)
+SCALING_RESTORE_ARCHIVED = $(if $(filter yes,$(SCALING_RESTORE)),$(BIN)/python scripts/grid_results.py restore paper \
+	--runs-dir $(SCALING_RUNS_DIR),@echo "SCALING_RESTORE=$(SCALING_RESTORE): archived cells not restored")
 
 scaling-estimate: install ## print the scaling curve's quiet-machine estimate; trains nothing
-	$(BIN)/python scripts/grid_results.py restore paper --runs-dir $(SCALING_RUNS_DIR)
+	$(SCALING_RESTORE_ARCHIVED)
 	$(BIN)/python -m vtp_lightning.scaling_run $(SCALING_FLAGS) --estimate-only
 
-scaling-curve: install ## issue 24's runs (~1.7 h quiet; refuses over SCALING_BUDGET_HOURS), archive, then the curve
-	$(BIN)/python scripts/grid_results.py restore paper --runs-dir $(SCALING_RUNS_DIR)
+scaling-curve: install ## issue 24's runs (~1.9 h quiet; refuses over SCALING_BUDGET_HOURS), archive, then the curve
+	$(SCALING_RESTORE_ARCHIVED)
 	$(BIN)/python -m vtp_lightning.scaling_run $(SCALING_FLAGS)
 	$(BIN)/python scripts/grid_results.py archive paper --runs-dir $(SCALING_RUNS_DIR) --archive-dir $(SCALING_ARCHIVE)
 	$(BIN)/vtp-report $(SCALING_RUNS_DIR)/paper --scaling-curve --out $(SCALING_OUT) --archive-dir $(SCALING_ARCHIVE)

@@ -14,6 +14,7 @@ import yaml
 
 from vtp_lightning import scaling_run
 from vtp_lightning.scaling_cost import evaluation_rounds
+from vtp_lightning.scaling_reuse import compare_cells
 from vtp_lightning.scaling_run import main
 
 BASE_STEPS = 25
@@ -48,6 +49,10 @@ def write_finished_cell(
         {"class_path": "callbacks.LinearProbeEvaluation", "init_args": {"every_n_steps": EVERY}},
     ]
     (directory / "config.yaml").write_text(yaml.safe_dump({"trainer": {"callbacks": callbacks}}))
+    (directory / "metrics.csv").write_text(ARCHIVED_LOSSES)
+
+
+ARCHIVED_LOSSES = "step,train/loss,compute/flops\n5,0.5,10.0\n10,0.25,20.0\n"
 
 
 # quiet cost parts per combination; the contended copies (seed 1) are slower and must not count
@@ -90,7 +95,8 @@ def test_the_estimate_counts_the_16x_cells_and_their_second_draws(
     restored: Path, capsys: pytest.CaptureFixture
 ) -> None:
     new_cells = [(c, 16) for c in QUIET for _ in (0, 1)]
-    total = sum(expected_seconds(c, b) + draw_seconds(c) for c, b in new_cells)
+    checks = sum(expected_seconds(c, 1) for c in QUIET)  # one archived 1x cell per combination, again
+    total = checks + sum(expected_seconds(c, b) + draw_seconds(c) for c, b in new_cells)
     with_64 = total + sum(expected_seconds(c, 64) + draw_seconds(c) for c in QUIET)
     budget_hours = (total + with_64) / 2 / 3600  # room for the 16x cells, not for 64x
 
@@ -100,11 +106,15 @@ def test_the_estimate_counts_the_16x_cells_and_their_second_draws(
     assert f"estimate: {total / 3600:.2f} h of new compute" in out
     assert "left out: ae/64x/seed0, clip_ssl_ae/64x/seed0" in out
     assert "keep their one protocol draw: 8 cells" in out  # restored 1x/4x cells have no checkpoint
+    assert (
+        "reuse check: train ae/1x/seed0 again" in out
+        and "reuse check: train clip_ssl_ae/1x/seed0 again" in out
+    )
 
 
 def test_64x_for_seed_0_joins_when_it_fits(restored: Path, capsys: pytest.CaptureFixture) -> None:
     total = sum(expected_seconds(c, b) + draw_seconds(c) for c in QUIET for b in (16, 16, 64))
-    assert run_estimate(restored, "--budget-hours", str(total / 3600 + 0.01)) == 0
+    assert run_estimate(restored, "--budget-hours", str(total / 3600 + 0.01), "--skip-reuse-check") == 0
     out = capsys.readouterr().out
     assert f"estimate: {total / 3600:.2f} h" in out and "train ae/64x/seed0 (1600 steps)" in out
 
@@ -126,23 +136,24 @@ def test_no_finished_cell_to_measure_is_one_error_line(tmp_path: Path, capsys: p
 
 
 FAKE_TRAINER = """
-import sys, pathlib
+import os, sys, pathlib
 root = pathlib.Path(sys.argv[sys.argv.index("--trainer.default_root_dir") + 1])
 (root / "checkpoints").mkdir(parents=True, exist_ok=True)
 (root / "checkpoints" / "last.ckpt").write_bytes(b"weights")
-(root / "metrics.csv").write_text("step,compute/flops\\n0,1.0\\n")
+(root / "metrics.csv").write_text(os.environ["FAKE_LOSSES"])
 """
 
 
-def test_the_run_trains_new_cells_lowest_budget_first_then_draws_each_once_more(
-    restored: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def fake_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[list[str]]]:
+    """A trainer that writes a checkpoint and FAKE_LOSSES as metrics.csv; protocol_eval calls recorded."""
     trainer, configs = tmp_path / "fake_trainer.py", tmp_path / "experiments"
     trainer.write_text(FAKE_TRAINER)
     configs.mkdir()
     for combination in QUIET:
         (configs / f"{combination}.yaml").write_text("trainer:\n  max_steps: 25\n")
     monkeypatch.setenv("VTP_GRID_TRAIN_COMMAND", f"{sys.executable} {trainer}")
+    monkeypatch.setenv("FAKE_LOSSES", ARCHIVED_LOSSES)  # today's code trains as the archived cells did
     draws: list[list[str]] = []
 
     def fake_protocol_eval(command: list[str], **kwargs: object) -> subprocess.CompletedProcess:
@@ -150,6 +161,13 @@ def test_the_run_trains_new_cells_lowest_budget_first_then_draws_each_once_more(
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(scaling_run.subprocess, "run", fake_protocol_eval)
+    return configs, draws
+
+
+def test_the_run_checks_reuse_then_trains_new_cells_lowest_budget_first_and_draws_each_once_more(
+    restored: Path, fake_training: tuple[Path, list[list[str]]]
+) -> None:
+    configs, draws = fake_training
     argv = ["--runs-dir", str(restored), "--seeds", "0", "--extra-budgets", "--configs-dir", str(configs)]
 
     assert main(argv) == 0
@@ -167,6 +185,41 @@ def test_the_run_trains_new_cells_lowest_budget_first_then_draws_each_once_more(
     assert all(c[3].endswith("checkpoints/last.ckpt") and "vtp_lightning.protocol_eval" in c for c in draws)
     record = json.loads((grid / "scaling_run.jsonl").read_text())
     assert record["trained"] == ["ae/16x/seed0", "clip_ssl_ae/16x/seed0"] and record["wall_time_s"] >= 0
+    assert [line.split(" trained today ")[0] for line in record["reuse_check"]] == [
+        "ae/1x/seed0",
+        "clip_ssl_ae/1x/seed0",
+    ]
+    assert all("matches the archived cell" in line for line in record["reuse_check"])
+
+
+def test_archived_cells_that_todays_code_trains_differently_are_refused_before_new_cells_train(
+    restored: Path, fake_training: tuple[Path, list[list[str]]], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    configs, draws = fake_training
+    monkeypatch.setenv("FAKE_LOSSES", ARCHIVED_LOSSES.replace("0.25", "0.2501"))  # a changed step 10
+
+    assert (
+        main(["--runs-dir", str(restored), "--seeds", "0", "--extra-budgets", "--configs-dir", str(configs)])
+        == 2
+    )
+
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "ae/1x/seed0 no longer matches today's code (train/loss at step 10" in error[0]
+    assert not (restored / "paper" / "ae" / "16x" / "seed0").exists() and draws == []
+
+
+def test_compare_cells_reports_the_largest_relative_difference(tmp_path: Path) -> None:
+    archived, fresh = tmp_path / "a", tmp_path / "b"
+    for directory, loss in ((archived, 0.25), (fresh, 0.3)):
+        directory.mkdir()
+        (directory / "metrics.csv").write_text(f"step,train/loss,eval/x\n5,0.5,1\n10,{loss},2\n")
+
+    match = compare_cells(archived, fresh)
+
+    assert (match.compared, match.where) == (2, "train/loss at step 10")
+    assert match.worst == pytest.approx((0.3 - 0.25) / 0.3)
+    assert compare_cells(archived, archived).worst == 0.0
 
 
 def test_archiving_keeps_the_second_protocol_draws(tmp_path: Path) -> None:

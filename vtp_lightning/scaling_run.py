@@ -37,6 +37,7 @@ from vtp_lightning.grid_layout import (
     parse_budget,
 )
 from vtp_lightning.scaling_cost import CostModel, measure_grid
+from vtp_lightning.scaling_reuse import DEFAULT_TOLERANCE, compare_cells
 
 PROTOCOL_ROWS = Path("generation") / "protocol_eval.jsonl"
 RUN_RECORD = "scaling_run.jsonl"
@@ -64,10 +65,12 @@ class Plan:
     draws: list[tuple[Cell, int, float]] = field(default_factory=list)  # cell, protocol seed, seconds
     one_draw: list[Cell] = field(default_factory=list)  # finished, no checkpoint: cannot be drawn again
     done: list[Cell] = field(default_factory=list)
+    checks: list[tuple[Cell, Cell, int, float]] = field(default_factory=list)  # fresh, archived, steps, s
 
     @property
     def seconds(self) -> float:
-        return sum(s for *_, s in self.train) + sum(s for *_, s in self.draws)
+        trained = sum(s for *_, s in self.train) + sum(s for *_, s in self.draws)
+        return trained + sum(s for *_, s in self.checks)
 
     def extend(self, other: Plan) -> None:
         self.train += other.train
@@ -99,6 +102,24 @@ def plan_cells(
     return plan
 
 
+def check_grid(grid: str) -> str:
+    """Where the reuse check trains its cells (next to the grid, never inside it)."""
+    return f"{grid}-reuse-check"
+
+
+def plan_reuse_checks(plan: Plan, runs_dir: Path, models: dict[str, CostModel], base_steps: int) -> None:
+    """One check per combination whose archived cells would be reused: its cheapest archived cell
+    trained again with today's code (:mod:`vtp_lightning.scaling_reuse`)."""
+    for combination in sorted({c.combination for c in plan.one_draw}):
+        archived = min(
+            (c for c in plan.one_draw if c.combination == combination), key=lambda c: (c.budget, c.seed)
+        )
+        fresh = Cell(check_grid(archived.grid), combination, archived.budget, archived.seed)
+        steps = max(1, round(archived.budget * base_steps))
+        seconds = 0.0 if is_done(fresh.directory(runs_dir)) else models[combination].cell_seconds(steps)
+        plan.checks.append((fresh, archived, steps, seconds))
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
@@ -106,6 +127,11 @@ def _hours(seconds: float) -> str:
 def describe(plan: Plan, models: dict[str, CostModel], left_out: str | None, budget_hours: float) -> str:
     lines = ["scaling curve: quiet 2-core estimate of the new compute, from finished cells' records"]
     lines += [f"  cost of {model.describe()}" for model in models.values()]
+    lines += [
+        f"  reuse check: train {archived.name} again with today's code, compare its losses with the archived "
+        f"cell's ({steps} steps): {seconds / 60:.0f} min"
+        for _, archived, steps, seconds in plan.checks
+    ]
     lines += [
         f"  train {cell.name} ({steps} steps): {seconds / 60:.0f} min" for cell, steps, seconds in plan.train
     ]
@@ -127,11 +153,44 @@ def describe(plan: Plan, models: dict[str, CostModel], left_out: str | None, bud
     return "\n".join(lines)
 
 
-def run_plan(plan: Plan, runs_dir: Path, configs_dir: Path, base_steps: int, record: Path) -> int:
-    """Each cell in turn (lowest budget first), then its second protocol draw."""
+def run_reuse_checks(
+    plan: Plan, runs_dir: Path, configs_dir: Path, base_steps: int, tolerance: float
+) -> list[str]:
+    """Train each check cell; refuse (ConfigError) when today's code trains it differently."""
+    from vtp_lightning.grid import CellRun, run_cell
+
+    found = []
+    for fresh, archived, _, _ in plan.checks:
+        code = run_cell(CellRun(fresh, runs_dir, configs_dir, base_steps=base_steps, echo=False))
+        if code != 0:
+            raise ConfigError(
+                f"the reuse check cell {fresh.directory(runs_dir)} failed (exit {code}); see its train.log"
+            )
+        match = compare_cells(archived.directory(runs_dir), fresh.directory(runs_dir))
+        print(f"reuse check: {match.describe(tolerance)}", flush=True)
+        if not match.within(tolerance):
+            raise ConfigError(
+                f"the archived {archived.name} no longer matches today's code ({match.where}, relative difference "
+                f"{match.worst:.2g}): its cells cannot join new ones; retrain them (SCALING_RESTORE=no, on a fresh "
+                "SCALING_RUNS_DIR) or, knowing why, skip the check with SCALING_SKIP_REUSE_CHECK=1"
+            )
+        found.append(match.describe(tolerance))
+    return found
+
+
+def run_plan(
+    plan: Plan,
+    runs_dir: Path,
+    configs_dir: Path,
+    base_steps: int,
+    record: Path,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> int:
+    """The reuse checks, then each cell in turn (lowest budget first) and its second protocol draw."""
     from vtp_lightning.grid import CellRun, run_cell  # the runner imports OmegaConf: only when running
 
     started = time.time()
+    checks = run_reuse_checks(plan, runs_dir, configs_dir, base_steps, tolerance)
     draws = {cell: seed for cell, seed, _ in plan.draws}
     order = [cell for cell, *_ in plan.train] + [
         cell for cell in draws if cell not in {c for c, *_ in plan.train}
@@ -161,6 +220,7 @@ def run_plan(plan: Plan, runs_dir: Path, configs_dir: Path, base_steps: int, rec
         "estimate_s": round(plan.seconds, 1),
         "trained": [cell.name for cell, *_ in plan.train],
         "drawn": [cell.name for cell in draws],
+        "reuse_check": checks,
     }
     with record.open("a") as file:
         file.write(json.dumps(entry) + "\n")
@@ -188,6 +248,14 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="also measure costs from the finished cells of this grid folder, e.g. docs/results/grids/paper",
     )
+    parser.add_argument(
+        "--skip-reuse-check",
+        action="store_true",
+        help="reuse finished cells without checking that today's code still trains them the same way",
+    )
+    parser.add_argument(
+        "--reuse-tolerance", type=float, default=DEFAULT_TOLERANCE, help="relative, default 1e-4"
+    )
     parser.add_argument("--go-on", action="store_true", help="run even when the estimate exceeds the budget")
     parser.add_argument("--estimate-only", action="store_true", help="print the estimate, train nothing")
     return parser
@@ -201,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         grid_dir = args.runs_dir / args.grid
         measured = measure_grid(cell_directories(grid_dir))
         measured += measure_grid(cell_directories(args.cost_from)) if args.cost_from else []
+        measured += measure_grid(cell_directories(args.runs_dir / check_grid(args.grid)))  # today's code
         models = {c: CostModel.from_cells(c, measured) for c in args.combinations}
         budgets = [parse_budget(b) for b in args.budgets]
         cells = [Cell(args.grid, c, b, s) for b in budgets for s in args.seeds for c in args.combinations]
@@ -212,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         extra = [cell for cell in extra if cell not in cells]
         plan = plan_cells(cells, args.runs_dir, models, args.base_steps, args.protocol_seed_offset)
+        if not args.skip_reuse_check:
+            plan_reuse_checks(plan, args.runs_dir, models, args.base_steps)
         limit = args.budget_hours * 3600
         left_out = None
         if extra:
@@ -229,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.estimate_only:
             return 0
-        return run_plan(plan, args.runs_dir, args.configs_dir, args.base_steps, grid_dir / RUN_RECORD)
+        record = grid_dir / RUN_RECORD
+        return run_plan(plan, args.runs_dir, args.configs_dir, args.base_steps, record, args.reuse_tolerance)
     except VTPError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -162,6 +162,9 @@ def test_the_report_lists_every_cell_the_verdicts_and_the_redraw_command(tmp_pat
     write_curve(grid, "ae", SATURATING)
     write_curve(grid, "clip_ssl_ae", UNDERSTANDING)
     out = tmp_path / "out"
+    record = {"started_at": "a", "finished_at": "b", "wall_time_s": 5400.0, "estimate_s": 6120.0,
+              "reuse_check": ["ae/1x/seed0 trained today matches the archived cell"]}  # fmt: skip
+    (grid / "scaling_run.jsonl").write_text(json.dumps(record) + "\n")
 
     report = build_scaling_report(grid, out, archive_dir=tmp_path / "archive")
 
@@ -173,6 +176,8 @@ def test_the_report_lists_every_cell_the_verdicts_and_the_redraw_command(tmp_pat
                 assert f"| {combination} | {budget}x | {seed} |" in text
     assert all(sentence in text for sentence in report.verdicts)
     assert "stops improving after" in report.verdicts[0] and "no saturation" in report.verdicts[1]
+    assert "Wall time of the runs: 1.50 h in 1 invocation(s)" in text and "(estimate 1.70 h)" in text
+    assert "checked: ae/1x/seed0 trained today matches the archived cell" in text
     assert "restore paper" in report.redraw and "--scaling-curve" in report.redraw
     assert json.loads(report.summary.read_text())["verdicts"] == report.verdicts
 

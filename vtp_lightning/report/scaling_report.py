@@ -70,7 +70,13 @@ def _run_wall_time(grid_dir: Path) -> str:
         f"{r['started_at']} → {r['finished_at']}: {r['wall_time_s'] / 3600:.2f} h (estimate {r['estimate_s'] / 3600:.2f} h)"
         for r in runs
     )
-    return f"Wall time of the runs: {total / 3600:.2f} h in {len(runs)} invocation(s) ({parts})."
+    checks = [line for r in runs for line in r.get("reuse_check", [])]
+    reuse = (
+        " Reused archived cells, checked: " + "; ".join(checks) + "."
+        if checks
+        else " No reuse check was recorded (nothing archived was reused, or it was skipped)."
+    )
+    return f"Wall time of the runs: {total / 3600:.2f} h in {len(runs)} invocation(s) ({parts}).{reuse}"
 
 
 def _change_rows(changes: Sequence[Change], flops: bool) -> list[str]:
