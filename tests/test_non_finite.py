@@ -73,9 +73,26 @@ def test_a_nan_at_step_3_stops_the_run_naming_the_step_and_terms_and_keeps_step_
         assert torch.equal(last["state_dict"][key], value), key
 
 
+def _count_guards(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many guards each fit runs with (recorded when the fit starts)."""
+    guards: list[int] = []
+    monkeypatch.setattr(
+        NonFiniteGuard,
+        "on_fit_start",
+        lambda self, trainer, module: guards.append(
+            sum(isinstance(c, NonFiniteGuard) for c in trainer.callbacks)
+        ),
+    )
+    return guards
+
+
 def test_a_diverging_learning_rate_exits_non_zero_and_leaves_only_finite_checkpoints(
-    tmp_path: Path, shrunk_cli_args: Callable[..., list[str]], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    shrunk_cli_args: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    guards = _count_guards(monkeypatch)
     args = shrunk_cli_args(
         EXPERIMENTS / "ae.yaml",
         tmp_path,
@@ -86,6 +103,7 @@ def test_a_diverging_learning_rate_exits_non_zero_and_leaves_only_finite_checkpo
     assert cli_main(args) == 2
     (error,) = _error_lines(capsys.readouterr().err)
     assert "training diverged at step" in error and "lr" in error
+    assert guards == [1]  # the config lists callbacks.NonFiniteGuard too: the module's replaces it
     checkpoints = sorted((tmp_path / "checkpoints").glob("*.ckpt"))
     assert checkpoints, "the first steps' checkpoints are kept"
     for path in checkpoints:
@@ -111,14 +129,7 @@ def test_the_guard_stays_on_whatever_callback_list_replaces_the_configs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    guards: list[int] = []  # how many guards each fit ran with
-    monkeypatch.setattr(
-        NonFiniteGuard,
-        "on_fit_start",
-        lambda self, trainer, module: guards.append(
-            sum(isinstance(c, NonFiniteGuard) for c in trainer.callbacks)
-        ),
-    )
+    guards = _count_guards(monkeypatch)
     args = shrunk_cli_args(
         EXPERIMENTS / "ae.yaml",
         tmp_path,
