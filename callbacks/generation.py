@@ -57,7 +57,7 @@ def run_seed() -> int:
 def trainer_shards(trainer: pl.Trainer) -> Shards:
     """This rank's equal, contiguous share of any set, and the gather that joins every rank's part."""
     return Shards(
-        share=lambda count: list(rank_shard(range(count), trainer)),  # type: ignore[arg-type]
+        share=lambda count: list(rank_shard(range(count), trainer)),  # type: ignore[arg-type,call-overload]
         gather=lambda tensor: gather(trainer, tensor),
     )
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor
@@ -34,6 +35,17 @@ from vtp_lightning.metrics.generation import (
 )
 from vtp_lightning.metrics.generation_scores import GenerationScores, score_samples
 from vtp_lightning.metrics.reference_statistics import cached_reference_features
+from vtp_lightning.models.dit import DiT
+
+
+class SampleClassifier(Protocol):
+    """What measures class agreement (the fmnist network): logits of ``[0, 1]`` images, or of the
+    features it extracted itself when it is also the feature extractor."""
+
+    def logits(self, images01: Tensor) -> Tensor: ...
+
+    def logits_from_features(self, features: Tensor) -> Tensor: ...
+
 
 EvalDataset = Callable[[str, int], Dataset]
 """``eval_dataset(split, n)``: the first ``n`` images of a split (``VTPDataModule.eval_dataset``)."""
@@ -188,7 +200,7 @@ def generate_and_score(
     protocol: GenerationProtocol,
     counts: GenerationCounts,
     *,
-    classifier: FeatureExtractor | None = None,
+    classifier: SampleClassifier | None = None,
     dit_steps: Sequence[int] = (),
     keep_samples: int = 0,
     device: torch.device | str = "cpu",
@@ -218,20 +230,23 @@ def generate_and_score(
     clock = [time.perf_counter()]
 
     @torch.no_grad()
-    def score(step: int, dit: torch.nn.Module) -> None:
+    def score(step: int, dit: DiT) -> None:
         trained = time.perf_counter()
         samples = sample_latents(dit, protocol, normalizer, sample_labels, num_samples=count)[share]
-        features, logits, shown = [], [], []
+        features: list[Tensor] = []
+        logits: list[Tensor] = []
+        shown: list[Tensor] = []
         for chunk in samples.split(counts.batch_size):
             images01 = denormalize(decode(chunk.to(device)))
             features.append(extractor(images01))
             if classifier is not None and classifier is not extractor:
                 logits.append(classifier.logits(images01))
-            shown.append(images01[: max(0, keep_samples - sum(len(s) for s in shown))])
+            kept = sum(part.shape[0] for part in shown)
+            shown.append(images01[: max(0, keep_samples - kept)])
         all_features = shards.gather(torch.cat(features)).double()
         agreement_logits = None
-        if classifier is extractor:
-            agreement_logits = extractor.logits_from_features(all_features.float())
+        if classifier is not None and classifier is extractor:
+            agreement_logits = classifier.logits_from_features(all_features.float())
         elif classifier is not None:
             agreement_logits = shards.gather(torch.cat(logits))
         scores = score_samples(
@@ -240,7 +255,9 @@ def generate_and_score(
             seeded_generator(protocol.protocol_seed, "scores"),
             agreement_logits,
             # the shares are contiguous and in rank order: the gathered samples are the first ones
-            None if agreement_logits is None else sample_labels[: agreement_logits.shape[0]],
+            None
+            if agreement_logits is None or sample_labels is None
+            else sample_labels[: len(agreement_logits)],
         )
         results.append(
             GenerationResult(
@@ -287,7 +304,7 @@ def reference_features_of(
         extractor,
         f"{reference_id}|protocol_seed={protocol.protocol_seed}",
         images01,
-        num_images=len(images),
+        num_images=len(cast(Sized, images)),
         image_size=image_size,
     )
 
@@ -302,7 +319,7 @@ def evaluate_generation(
     *,
     reference_id: str,
     image_size: int,
-    classifier: FeatureExtractor | None = None,
+    classifier: SampleClassifier | None = None,
     dit_steps: Sequence[int] = (),
     keep_samples: int = 0,
     device: torch.device | str = "cpu",
