@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogLocator
 
 from vtp_lightning.report.aggregate import combination_order
 from vtp_lightning.report.figures.common import FigureInfo, new_figure, save, style
@@ -46,7 +46,7 @@ def plot_scaling_curve(cells: Sequence[ScalingCell], out_dir: Path) -> FigureInf
                 ax.annotate(f"{p.budget:g}x", (p.flops.mean, p.value.mean), fontsize=7, xytext=(3, 3),
                             textcoords="offset points")  # fmt: skip
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # 2x10^12, 3x10^12, ... overlap on a short axis
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))  # 2, 3, 4 ... x 10^k labels would overlap
         ax.set_xlabel("training FLOPs (measured), log scale")
         ax.set_ylabel(label)
         ax.set_title(label.split(",")[0], fontsize=9)
