@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-EVAL_PREFIX = "eval/"
+from vtp_lightning.metric_names import EVAL_PREFIX, INCEPTION, distance_metric_name, generation_metric_names
+
 COMPUTE_PREFIX = "compute/"
 FLOPS = "compute/flops"
 SAMPLES = "compute/samples"
@@ -19,20 +20,22 @@ WALL_TIME = "compute/wall_time_s"
 # how a ``*_<extractor>`` suffix reads on an axis
 EXTRACTORS = {"fmnist": "fmnist-net features"}
 
+# what the callbacks log under the Inception network's names, plus the extractor-free ones
+_GENERATION = generation_metric_names(INCEPTION)
 _FIXED: dict[str, tuple[str, bool | None]] = {
-    "eval/gfid": ("gFID (Inception)", True),
-    "eval/rfid": ("rFID (Inception)", True),
+    _GENERATION["fd"]: ("gFID (Inception)", True),
+    f"{EVAL_PREFIX}{distance_metric_name('r', INCEPTION)}": ("rFID (Inception)", True),
     "eval/psnr": ("PSNR (dB)", False),
     "eval/ssim": ("SSIM", False),
     "eval/lpips": ("LPIPS", True),
     "eval/probe_cls_top1": ("linear probe top-1 (CLS features)", False),
     "eval/probe_latent_top1": ("linear probe top-1 (bottleneck latent)", False),
     "eval/zeroshot_top1": ("zero-shot top-1 (CLIP text tower)", False),
-    "eval/gen_dit_loss": ("gFID-protocol DiT final loss", True),
-    "eval/gen_class_agreement": ("class agreement of class-conditional samples", False),
-    "eval/gfid_inf": ("gFID∞ (Inception, extrapolated to N = ∞)", True),
-    "eval/gkid": ("gKID (Inception)", True),
-    "eval/gkid_se": ("gKID standard error (Inception)", None),
+    _GENERATION["dit_loss"]: ("gFID-protocol DiT final loss", True),
+    _GENERATION["class_agreement"]: ("class agreement of class-conditional samples", False),
+    _GENERATION["fd_inf"]: ("gFID∞ (Inception, extrapolated to N = ∞)", True),
+    _GENERATION["kd"]: ("gKID (Inception)", True),
+    _GENERATION["kd_se"]: ("gKID standard error (Inception)", None),
     FLOPS: ("training FLOPs (measured, cumulative)", None),
     SAMPLES: ("training samples seen", None),
     WALL_TIME: ("training wall time (s)", None),
@@ -69,7 +72,7 @@ def short_label(name: str) -> str:
     match = _DERIVED.match(name)
     if match:
         return f"{match['kind']}{match['what'].upper()}{'∞' if match['suffix'] == '_inf' else ''}"
-    if name == "eval/gen_class_agreement":
+    if name == _GENERATION["class_agreement"]:
         return "class agreement"
     return metric_label(name).split(" (")[0]
 
