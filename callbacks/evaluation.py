@@ -28,8 +28,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from vtp_lightning.data.normalization import denormalize
 from vtp_lightning.errors import ConfigError, NonFiniteError
+from vtp_lightning.pixels import denormalize
 
 
 class EvaluationCallback(Callback):

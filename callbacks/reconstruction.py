@@ -17,7 +17,6 @@ from callbacks.evaluation import (
     save_and_log_image,
 )
 from callbacks.features import ExtractorHolder, data_id
-from vtp_lightning.data.normalization import denormalize
 from vtp_lightning.metrics import (
     FeatureStatistics,
     cached_reference_statistics,
@@ -25,6 +24,7 @@ from vtp_lightning.metrics import (
     psnr_per_image,
     ssim_per_image,
 )
+from vtp_lightning.pixels import denormalize
 
 
 class ReconstructionEvaluation(EvaluationCallback):

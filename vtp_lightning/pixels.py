@@ -1,7 +1,9 @@
-"""The one place that says how pixels are normalised.
+"""The one place that says how pixels are normalised (torch only, a foundation module).
 
 Images enter every model as float tensors ``(B, 3, H, W)`` scaled to ``[-1, 1]``
 (mean 0.5, std 0.5 per channel). The pixel decoder predicts in the same space (no tanh).
+It sits outside :mod:`vtp_lightning.data` (which also holds the Lightning data module) so that the
+metrics use it without importing Lightning.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader, Subset
 
 from callbacks import GenerationEvaluation
 from callbacks.evaluation import frozen
-from vtp_lightning.data.normalization import denormalize
 from vtp_lightning.metrics.fmnist_extractor import FashionMNISTFeatureExtractor
 from vtp_lightning.metrics.generation import (
     GenerationProtocol,
@@ -22,6 +21,7 @@ from vtp_lightning.metrics.generation import (
 )
 from vtp_lightning.metrics.generation_eval import GenerationCounts
 from vtp_lightning.metrics.generation_scores import GenerationScores, score_samples
+from vtp_lightning.pixels import denormalize
 from vtp_lightning.protocol_eval import evaluate_protocol
 
 TRAIN, REFERENCE, BATCH = 30, 20, 10

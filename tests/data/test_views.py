@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from vtp_lightning.data.normalization import denormalize
 from vtp_lightning.data.views import (
     MultiCropView,
     ReconstructionView,
@@ -17,6 +16,7 @@ from vtp_lightning.data.views import (
     random_resized_box,
     to_normalized_batch,
 )
+from vtp_lightning.pixels import denormalize
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from vtp_lightning.data.collate import EvalCollate, TrainCollate
 from vtp_lightning.data.datamodule import VTPDataModule
 from vtp_lightning.data.masking import BlockMaskGenerator
-from vtp_lightning.data.normalization import denormalize, normalize
 from vtp_lightning.data.sources import (
     CaptionFile,
     EmbeddedFashionMNIST,
@@ -17,6 +16,7 @@ from vtp_lightning.data.sources import (
 )
 from vtp_lightning.data.templates import CAPTION_TEMPLATES, FASHION_MNIST_CLASSES
 from vtp_lightning.data.tokenizer import CaptionTokenizer
+from vtp_lightning.pixels import denormalize, normalize
 
 __all__ = [
     "CAPTION_TEMPLATES",

@@ -3,7 +3,7 @@
 Crops are cut and resized in a single PIL call (``resize(box=...)``) from the image at its native
 resolution. Randomness comes from Python's ``random``, which PyTorch seeds per DataLoader worker and
 Lightning's ``seed_everything`` seeds in the main process. Pixels become normalised tensors only in
-:func:`to_normalized_batch`, which uses :mod:`vtp_lightning.data.normalization`.
+:func:`to_normalized_batch`, which uses :mod:`vtp_lightning.pixels`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from vtp_lightning.data.normalization import normalize
+from vtp_lightning.pixels import normalize
 
 Box = tuple[int, int, int, int]
 _RESAMPLE = Image.Resampling.BICUBIC

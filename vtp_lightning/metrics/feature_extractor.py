@@ -45,7 +45,7 @@ class FeatureExtractor(nn.Module):
         if images01.ndim != 4 or images01.shape[1] != 3 or not images01.is_floating_point():
             raise ValueError(
                 f"feature extractors take float images (B, 3, H, W) in [0, 1], got {images01.dtype} "
-                f"{tuple(images01.shape)}; use vtp_lightning.data.normalization.denormalize first"
+                f"{tuple(images01.shape)}; use vtp_lightning.pixels.denormalize first"
             )
 
     def forward(self, images01: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract

@@ -22,7 +22,6 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from vtp_lightning.data.normalization import denormalize
 from vtp_lightning.errors import ConfigError
 from vtp_lightning.metrics.feature_extractor import FeatureExtractor
 from vtp_lightning.metrics.generation import (
@@ -36,6 +35,7 @@ from vtp_lightning.metrics.generation import (
 from vtp_lightning.metrics.generation_scores import GenerationScores, score_samples
 from vtp_lightning.metrics.reference_statistics import cached_reference_features
 from vtp_lightning.models.dit import DiT
+from vtp_lightning.pixels import denormalize
 
 
 class SampleClassifier(Protocol):
