@@ -17,11 +17,11 @@ imported. Three rules:
 from __future__ import annotations
 
 import ast
+import re
 from collections import deque
 from pathlib import Path
 
 import pytest
-import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("vtp_lightning", "callbacks")
@@ -191,8 +191,9 @@ def _room(name: str) -> tuple[int, str] | None:
 
 
 def _commands() -> set[str]:
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    named = {target.split(":")[0] for target in scripts.values()}
+    # [project.scripts] lines ``name = "module:function"`` (tomllib is Python 3.11+; the project runs on 3.10)
+    section = (REPO / "pyproject.toml").read_text().split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    named = set(re.findall(r'^\s*[\w.-]+\s*=\s*"([\w.]+):\w+"', section, flags=re.MULTILINE))
     return named | {name for name in MODULES if name.endswith(".__main__")}
 
 
