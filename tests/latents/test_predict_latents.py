@@ -121,6 +121,10 @@ def shard_tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_the_folder_has_lightningdit_layout_and_what_its_reader_needs(encoded: Path) -> None:
+    """What LightningDiT's ImgLatentDataset reads (checked against its code outside this repository): the
+    folder's ``*.safetensors`` in name order, each sample count from the ``labels`` slice's shape, one row
+    sliced from ``latents`` or ``latents_flip`` and from ``labels``, and ``latents_stats.pt`` loaded with
+    ``torch.load`` holding ``mean`` and ``std`` that broadcast over a (1, C, H, W) row."""
     assert sorted(p.name for p in encoded.iterdir()) == sorted(
         [*SHARD_NAMES, "latents_stats.pt", "encode.json"]
     )
@@ -310,3 +314,23 @@ def test_a_folder_of_another_encoding_is_refused(
     args[args.index("--trainer.callbacks.init_args.output_dir") + 1] = str(encoded)  # the fp32 folder
     assert main(args) == 2
     assert "holds latents of another encoding" in capsys.readouterr().err
+
+
+def test_an_exported_directory_writes_the_latents_of_its_checkpoint(
+    encoded: Path, ae_checkpoint: Path, run_args: Any, tmp_path: Path
+) -> None:
+    from vtp_lightning.export import main as export_main
+
+    exported = tmp_path / "exported"
+    assert export_main([str(ae_checkpoint), str(exported)]) == 0
+    args = run_args("from_export")
+    at = args.index("--ckpt_path")
+    args[at : at + 2] = [
+        "--model.init_args.init_weights",
+        str(exported),
+    ]  # no checkpoint: the export's weights
+    assert main(args) == 0
+    folder = Path(args[args.index("--trainer.callbacks.init_args.output_dir") + 1])
+    for name in [*SHARD_NAMES, "latents_stats.pt"]:
+        assert (folder / name).read_bytes() == (encoded / name).read_bytes(), name
+    assert json.loads((folder / "encode.json").read_text())["weights_from"] == str(exported)

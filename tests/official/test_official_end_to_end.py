@@ -120,3 +120,14 @@ def test_stage_two_tunes_the_decoder_of_the_released_directory(tmp_path: Path) -
     assert lightning(args) == 0
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert any(k.startswith("train/") for k in _metrics(tmp_path))
+
+
+def test_lightning_test_scores_the_converted_weights_under_test(converted: Path, tmp_path: Path) -> None:
+    args = ["test", "--config", str(REPO / "experiments" / "clip_ae.yaml")]
+    args += ["--config", str(converted / "model.yaml"), *_small_run(tmp_path)]
+    args += ["--trainer.callbacks", json.dumps(EVALUATIONS)]
+    assert lightning(args) == 0
+    metrics = _metrics(tmp_path)
+    for name in ("test/rfd_fmnist", "test/psnr", "test/ssim", "test/zeroshot_top1", "test/rec_l1"):
+        assert name in metrics, sorted(metrics)
+    assert not any(k.startswith("eval/") for k in metrics), sorted(metrics)
