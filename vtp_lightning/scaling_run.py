@@ -7,6 +7,9 @@ a second gFD protocol draw (``protocol_eval``, protocol seed = tokenizer seed + 
 its training run made (protocol seed = tokenizer seed), written into the cell's
 ``generation/protocol_eval.jsonl`` so ``scripts/grid_results.py`` archives it with the cell. A
 finished cell without a checkpoint (an archived one) cannot be drawn again and keeps one draw.
+Archived cells join new ones only after a reuse check: one archived 1x cell per combination is
+trained again with today's code and must log the same training values
+(:mod:`vtp_lightning.scaling_reuse`); otherwise the run stops before any new cell.
 
 Before anything trains it prints the quiet-machine estimate (:mod:`vtp_lightning.scaling_cost`) and
 refuses, with one ``error:`` line, when it exceeds ``--budget-hours`` unless ``--go-on``. Cells run
@@ -296,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if plan.seconds > limit and not args.go_on:
             raise ConfigError(
                 f"the estimate {_hours(plan.seconds)} exceeds the budget of {args.budget_hours:g} h; "
-                "raise SCALING_BUDGET_HOURS, narrow SCALING_SEEDS/SCALING_BUDGETS, or pass SCALING_GO_ON=1"
+                "raise SCALING_BUDGET_HOURS (--budget-hours) or pass SCALING_GO_ON=1 (--go-on) to run it anyway"
             )
         if args.estimate_only:
             return 0
