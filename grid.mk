@@ -45,6 +45,7 @@ BASE_STEPS ?=
 GRID_EXTRA ?=
 TRAIN_COMMAND ?= $(BIN)/lightning fit
 
+# the cell layout of vtp_lightning/grid_layout.py (Cell.directory, DONE), spelled in make
 grid_done = $(RUNS_DIR)/$(GRID)/$(1)/$(2)x/seed$(3)/DONE
 grid_cells_of = $(foreach b,$(BUDGETS),$(foreach s,$(SEEDS),$(call grid_done,$(1),$(b),$(s))))
 GRID_CELLS := $(foreach c,$(GRID_COMBINATIONS),$(call grid_cells_of,$(c)))

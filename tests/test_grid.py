@@ -29,6 +29,7 @@ from vtp_lightning.grid import (
     grid_cells,
     parse_budget,
 )
+from vtp_lightning.grid_layout import DONE
 from vtp_lightning.tokenizer import TOKENIZERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,6 +250,7 @@ def test_make_dry_run_lists_every_cell_of_the_grid(tmp_path: Path) -> None:
 @needs_make
 def test_make_skips_done_cells_and_has_a_target_per_combination(tmp_path: Path) -> None:
     done = tmp_path / "x/ae/1x/seed0/DONE"
+    assert done == Cell("x", "ae", 1.0, 0).directory(tmp_path) / DONE  # make spells grid_layout's path
     done.parent.mkdir(parents=True)
     done.write_text("{}")
     common = ("GRID=x", "BUDGETS=1 3", "SEEDS=0 1", f"RUNS_DIR={tmp_path}")
