@@ -270,9 +270,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.budget_hours <= 0 or args.base_steps <= 0:
             raise ConfigError("--budget-hours and --base-steps must be positive")
         grid_dir = args.runs_dir / args.grid
-        measured = measure_grid(cell_directories(grid_dir))
-        measured += measure_grid(cell_directories(args.cost_from)) if args.cost_from else []
-        measured += measure_grid(cell_directories(args.runs_dir / check_grid(args.grid)))  # today's code
+        # each cell once: the grid's own copy wins over the archived one; the check cells are today's code
+        measured_at = (
+            {d.relative_to(args.cost_from): d for d in cell_directories(args.cost_from)}
+            if args.cost_from
+            else {}
+        )
+        measured_at.update({d.relative_to(grid_dir): d for d in cell_directories(grid_dir)})
+        measured = measure_grid(
+            [*measured_at.values(), *cell_directories(args.runs_dir / check_grid(args.grid))]
+        )
         models = {c: CostModel.from_cells(c, measured) for c in args.combinations}
         budgets = [parse_budget(b) for b in args.budgets]
         cells = [Cell(args.grid, c, b, s) for b in budgets for s in args.seeds for c in args.combinations]
