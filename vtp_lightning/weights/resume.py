@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from vtp_lightning.errors import CheckpointError
 from vtp_lightning.weights.checkpoint_file import load_checkpoint
 from vtp_lightning.weights.provenance import CLASS_KEY, check_written_by
+from vtp_lightning.weights.sharded_checkpoint import META_FILE, is_sharded_checkpoint
 
 #: ``--ckpt_path`` values Lightning resolves itself (to a file it then reads through SafeCheckpointIO)
 LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
@@ -38,7 +40,9 @@ def check_resume_checkpoint(
     """
     if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_KEYWORDS:
         return None
-    checkpoint = load_checkpoint(ckpt_path, what="--ckpt_path", model_class=model_class)
+    # a sharded folder (FSDP2): its meta.pt holds the hyper-parameters and the step
+    source = Path(ckpt_path) / META_FILE if is_sharded_checkpoint(ckpt_path) else ckpt_path
+    checkpoint = load_checkpoint(source, what="--ckpt_path", model_class=model_class)
     hparams = checkpoint.get("hyper_parameters") or {}
     if class_path:
         check_written_by(
