@@ -35,6 +35,9 @@ def tiny_sizes() -> ModuleType:
     """``tests/objectives/conftest.py`` as a module, read by path (``tests`` is not a package)."""
     if str(TINY_SIZES.parents[1]) not in sys.path:
         sys.path.insert(0, str(TINY_SIZES.parents[1]))  # tests/: that conftest imports tests/tiny_sizes.py
+    tests_dir = str(TINY_SIZES.parents[1])  # it imports tests/tiny_sizes.py
+    if tests_dir not in sys.path:
+        sys.path.append(tests_dir)
     spec = importlib.util.spec_from_file_location("objective_tiny_sizes", TINY_SIZES)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

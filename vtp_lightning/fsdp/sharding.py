@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 from open_clip.transformer import ResidualAttentionBlock
 from torch import nn
+from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
@@ -109,3 +110,12 @@ def average_replicated_gradients(module: nn.Module, mesh: DeviceMesh) -> list[st
     for name in names:
         getattr(module, name).register_post_accumulate_grad_hook(average)
     return names
+
+
+def load_full_weights(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """``module.load_state_dict(state, strict=False)`` with full tensors, also into FSDP2 shards
+    (each rank keeps its slice: torch's ``set_model_state_dict`` with ``full_state_dict``)."""
+    if not is_sharded(module):
+        module.load_state_dict(state, strict=False)
+        return
+    set_model_state_dict(module, state, options=StateDictOptions(full_state_dict=True, strict=False))

@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from vtp_lightning.errors import CheckpointError
+from vtp_lightning.fsdp.sharding import load_full_weights
 from vtp_lightning.models.autoencoder import with_config_defaults
 from vtp_lightning.renamed_options import migrate_hparams
 from vtp_lightning.weights.checkpoint_file import load_checkpoint
@@ -57,7 +58,7 @@ def load_matching_weights(module: TokenizerModule, path: str | Path) -> list[str
             f"{tuple(own[k].shape)} here ({len(mismatched)} tensors differ). Match encoder/patch_size/"
             "latent_dim to the checkpoint's config."
         )
-    module.load_state_dict({k: state[k] for k in shared}, strict=False)
+    load_full_weights(module, {k: state[k] for k in shared})  # into FSDP2 shards too
     if not any(k.startswith("teacher.") for k in shared):
         module.teacher.restart_from({name: getattr(module, name) for name in module.teacher})
     loaded = sorted({k.split(".")[0] for k in shared})
