@@ -424,9 +424,6 @@ class TokenizerModule(pl.LightningModule):
             min_lr_ratio=self.hparams["min_lr_ratio"],
         )
 
-    def configure_callbacks(self) -> list[pl.Callback]:
-        """The guard against a diverged run and the skipped-sample count, whatever callback list the
-        config gives (:mod:`vtp_lightning.always_on`)."""
     def configure_gradient_clipping(
         self,
         optimizer: torch.optim.Optimizer,
@@ -446,6 +443,9 @@ class TokenizerModule(pl.LightningModule):
             return
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The guard against a diverged run and the skipped-sample count, whatever callback list the
+        config gives (:mod:`vtp_lightning.always_on`)."""
         return always_on_callbacks()
 
     # ------------------------------------------------------------------ weights
