@@ -43,7 +43,10 @@ def test_embedding_and_gradients_equal_open_clips_forward_for_short_full_and_one
     for name_param, g_expected, g_got in zip(
         tower.named_parameters(), expected_grads, got_grads, strict=True
     ):
-        torch.testing.assert_close(g_got, g_expected, rtol=1e-4, atol=1e-6, msg=name_param[0])
+        # float32 rounding is relative to the tensor's scale (gradients reach ~300 here), so an entry
+        # near zero is compared to that scale, not to itself
+        scale = float(g_expected.abs().max())
+        torch.testing.assert_close(g_got, g_expected, rtol=1e-4, atol=1e-6 * scale, msg=name_param[0])
 
 
 def test_tokens_after_the_eot_are_not_computed():
