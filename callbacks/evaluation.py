@@ -117,7 +117,10 @@ class EvaluationCallback(Callback):
             return {}
         refuse_non_finite_weights(pl_module, f"{type(self).__name__} at step {trainer.global_step}")
         start = time.perf_counter()
-        with frozen(pl_module), isolate_rng():  # evaluation must not change training's RNG streams
+        # Standalone validate/test call this inside Lightning's inference mode, where nothing can train
+        # (the gFD protocol's DiT, the probe): leave it; frozen() still turns gradients off.
+        # isolate_rng: evaluation must not change training's RNG streams.
+        with torch.inference_mode(False), frozen(pl_module), isolate_rng():
             results = self.evaluate(trainer, pl_module)
         self.seconds_spent += time.perf_counter() - start
         self._last_evaluated_step = trainer.global_step

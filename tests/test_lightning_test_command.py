@@ -31,15 +31,32 @@ SMALL_EVALUATION = [
         "class_path": "callbacks.ZeroShotEvaluation",
         "init_args": {"eval_images": 32},
     },  # no text tower: skipped
+    {  # trains a DiT, which Lightning's inference mode would forbid
+        "class_path": "callbacks.GenerationEvaluation",
+        "init_args": {
+            "train_images": 64,
+            "reference_images": 32,
+            "pool_images": 64,
+            "grid_images": 0,
+            "protocol": {
+                "dit": "tiny",
+                "train_steps": 5,
+                "batch_size": 16,
+                "sampling_steps": 2,
+                "num_samples": 32,
+            },
+        },
+    },
 ]
-EXPECTED = {
-    "test/rec_l1",
-    "test/rfd_fmnist",
-    "test/psnr",
-    "test/ssim",
-    "test/probe_cls_top1",
-    "test/probe_latent_top1",
+RECONSTRUCTION_AND_PROBE = {"test/rec_l1", "test/rfd_fmnist", "test/psnr", "test/ssim", "test/probe_cls_top1"}
+GENERATION = {
+    "test/gfd_fmnist",
+    "test/gfd_fmnist_inf",
+    "test/gkd_fmnist",
+    "test/gkd_fmnist_se",
+    "test/gen_dit_loss",
 }
+EXPECTED = RECONSTRUCTION_AND_PROBE | GENERATION | {"test/probe_latent_top1", "test/gen_class_agreement"}
 
 pytestmark = pytest.mark.integration
 

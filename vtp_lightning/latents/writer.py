@@ -190,9 +190,10 @@ class LatentWriter(BasePredictionWriter):
         labels = prediction["label"].detach().cpu().tolist()
         for row, index in enumerate(prediction["index"].detach().cpu().tolist()):
             shard = plan.shard_of(index)
-            buffer = self._buffers.setdefault(shard, {}) if shard in self._own else None
+            pending = shard in self._own and shard not in self.shards_written
+            buffer = self._buffers.setdefault(shard, {}) if pending else None
             if buffer is None or index in buffer:
-                self.duplicates_dropped += 1  # another rank's sample, or one seen before
+                self.duplicates_dropped += 1  # another rank's sample, or one seen (or written) before
                 continue
             buffer[index] = (latents[row], flipped[row], int(labels[row]))
             if len(buffer) == len(plan.indices(shard)):
