@@ -9,9 +9,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -19,13 +16,13 @@ from typing import Any
 
 import pytest
 import torch
+from two_rank_run import launcher_free_env, run_two_ranks
 
 from callbacks.evaluation import frozen
 from vtp_lightning.data import VTPDataModule
 from vtp_lightning.tokenizer import VTPTokenizer
 
 SCRIPT = Path(__file__).resolve().parent / "ddp_callbacks_script.py"
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(TIMEOUT_S + 60)]
@@ -48,30 +45,8 @@ def script() -> ModuleType:
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run the 2-rank fit; fail (after killing both ranks) if it has not finished within the timeout."""
     out = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "VTP_CACHE_DIR": str(out / "cache"), "PYTHONUNBUFFERED": "1"}
-    # the ranks import this checkout's packages, as the test process does
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    for variable in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR"):
-        env.pop(variable, None)
-    with open(out / "output.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(out)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: rank 1 is a child of rank 0
-        )
-        try:
-            returncode = process.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            tail = (out / "output.log").read_text()[-3000:]
-            pytest.fail(
-                f"the 2-rank fit did not finish in {TIMEOUT_S} s (deadlock?); its output ends:\n{tail}"
-            )
-    if returncode != 0:
-        pytest.fail(f"the 2-rank fit failed ({returncode}):\n{(out / 'output.log').read_text()[-5000:]}")
+    env = launcher_free_env(VTP_CACHE_DIR=str(out / "cache"), PYTHONUNBUFFERED="1")
+    run_two_ranks([sys.executable, str(SCRIPT), str(out)], out, env, TIMEOUT_S, "the 2-rank fit")
     return out
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from two_rank_run import launcher_free_env
 
 REPO = Path(__file__).resolve().parents[2]
 SCALE_S = REPO / "experiments" / "scale" / "vtp_s.yaml"
@@ -32,15 +32,13 @@ def _set(args: list[str], option: str, value: str) -> None:
 
 def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
     """Run a console command of this checkout (Lightning's launcher re-runs it for rank 1)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR")
-    }
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     binary = Path(sys.executable).parent / command[0]
     return subprocess.run(
-        [str(binary), *command[1:]], env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+        [str(binary), *command[1:]],
+        env=launcher_free_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
     )
 
 

@@ -9,11 +9,8 @@ module; the single-process reference runs here. What each fit records: see that 
 from __future__ import annotations
 
 import importlib.util
-import os
 import pickle
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -22,12 +19,12 @@ from typing import Any
 import pytest
 import torch
 from shell_payload import ShellPayload
+from two_rank_run import launcher_free_env, run_two_ranks
 
 from vtp_lightning.export import main as export_main
 from vtp_lightning.weights.export_dir import WEIGHTS_NAME, read_safetensors
 
 SCRIPT = Path(__file__).resolve().parent / "fsdp_fit_script.py"
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300
 CHECKPOINT = Path("ckpt") / "step2.ckpt"
 
@@ -50,28 +47,8 @@ def load_script() -> ModuleType:
 def fsdp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run the three 2-rank fits; fail (after killing both ranks) if they have not finished in time."""
     out = tmp_path_factory.mktemp("fsdp")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    for variable in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR"):
-        env.pop(variable, None)
-    with open(out / "output.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(out), "fsdp"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: rank 1 is a child of rank 0
-        )
-        try:
-            returncode = process.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            pytest.fail(
-                f"the 2-rank fits did not finish in {TIMEOUT_S} s:\n{(out / 'output.log').read_text()[-3000:]}"
-            )
-    if returncode != 0:
-        pytest.fail(f"the 2-rank fits failed ({returncode}):\n{(out / 'output.log').read_text()[-5000:]}")
+    env = launcher_free_env(PYTHONUNBUFFERED="1")
+    run_two_ranks([sys.executable, str(SCRIPT), str(out), "fsdp"], out, env, TIMEOUT_S, "the 2-rank fits")
     return out
 
 
