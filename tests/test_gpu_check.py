@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from script_module import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
-
-
-def load_script() -> ModuleType:
-    if "gpu_check" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["gpu_check"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["gpu_check"]
 
 
 @pytest.mark.parametrize(
@@ -33,14 +22,14 @@ def load_script() -> ModuleType:
     ],
 )
 def test_bf16_peaks_are_looked_up_by_device_name(device_name: str, tflops: float | None) -> None:
-    assert load_script().bf16_peak_tflops(device_name) == tflops
+    assert load_script(SCRIPT).bf16_peak_tflops(device_name) == tflops
 
 
 @pytest.mark.integration
 def test_the_dry_run_measures_every_size_and_writes_json_and_markdown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = load_script()
+    script = load_script(SCRIPT)
     monkeypatch.setenv("GPU_CHECK_DRY", "1")
     monkeypatch.setattr(script, "TUXPAINT", tmp_path / "no-shards")  # synthetic JPEGs: no local data needed
     assert script.main(["--out", str(tmp_path / "out")]) == 0

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from PIL import Image
+from script_module import load_script
 
 from vtp_lightning.data import WebDatasetShards
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_tuxpaint_shards.py"
 WHITE, RED = (255, 255, 255), (255, 0, 0)
-
-
-def load_script() -> ModuleType:
-    if "make_tuxpaint_shards" not in sys.modules:  # its dataclass needs a registered module
-        spec = importlib.util.spec_from_file_location("make_tuxpaint_shards", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["make_tuxpaint_shards"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["make_tuxpaint_shards"]
 
 
 def stamp(root: Path, relative: str, caption_file: str | None, image: Image.Image | None = None) -> None:
@@ -67,7 +56,7 @@ CAPTION_CATEGORY = {
 
 
 def build(stamps: Path, out: Path) -> dict:
-    return load_script().build(stamps, out, size=32, val_fraction=0.5, train_shards=2, val_shards=2)
+    return load_script(SCRIPT).build(stamps, out, size=32, val_fraction=0.5, train_shards=2, val_shards=2)
 
 
 def read(out: Path, split: str) -> list:
@@ -113,7 +102,7 @@ def test_rebuilding_gives_the_same_bytes_and_split(stamps: Path, tmp_path: Path)
 def test_a_missing_stamps_folder_is_one_error_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = load_script().main(["--stamps", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    code = load_script(SCRIPT).main(["--stamps", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("error:") == 1 and "nowhere" in err and "Traceback" not in err
@@ -122,6 +111,8 @@ def test_a_missing_stamps_folder_is_one_error_line(
 def test_too_few_stamps_for_the_shards_is_one_error_line(
     stamps: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = load_script().main(["--stamps", str(stamps), "--out", str(tmp_path / "o"), "--train-shards", "50"])
+    code = load_script(SCRIPT).main(
+        ["--stamps", str(stamps), "--out", str(tmp_path / "o"), "--train-shards", "50"]
+    )
     assert code == 2
     assert capsys.readouterr().err.startswith("error: ")

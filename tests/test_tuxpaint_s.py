@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 from PIL import Image
+from script_module import load_script
 
 from vtp_lightning.cli import main
 
@@ -18,15 +16,6 @@ REPO = Path(__file__).resolve().parents[1]
 CPU_CONFIG = REPO / "experiments" / "scale" / "tuxpaint_s_cpu.yaml"
 SCRIPT = REPO / "scripts" / "make_tuxpaint_shards.py"
 CATEGORIES = ["animals", "food", "vehicles"]
-
-
-def load_script() -> ModuleType:
-    if "make_tuxpaint_shards" not in sys.modules:  # its dataclass needs a registered module
-        spec = importlib.util.spec_from_file_location("make_tuxpaint_shards", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["make_tuxpaint_shards"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["make_tuxpaint_shards"]
 
 
 def test_the_cpu_config_parses_with_the_stamp_categories(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,7 +49,7 @@ def test_two_steps_of_vtp_s_on_fake_stamp_shards_train_evaluate_and_resume(tmp_p
             Image.new("RGBA", (40 + 8 * i, 30), (60 * c, 20 * i, 200, 255)).save(path)
             path.with_suffix(".txt").write_text(f"A {category} number {i}.\nfr.utf8=Un truc.\n")
     shards = tmp_path / "shards"
-    load_script().build(stamps, shards, size=256, val_fraction=0.34, train_shards=2, val_shards=1)
+    load_script(SCRIPT).build(stamps, shards, size=256, val_fraction=0.34, train_shards=2, val_shards=1)
     train = {
         "class_path": "vtp_lightning.data.WebDatasetShards",
         "init_args": {
