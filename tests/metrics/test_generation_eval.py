@@ -87,11 +87,16 @@ def extractor() -> FashionMNISTFeatureExtractor:
     return FashionMNISTFeatureExtractor()
 
 
+def _latents_and_reference(extractor: FashionMNISTFeatureExtractor) -> tuple[torch.Tensor, torch.Tensor]:
+    """16 random latents, and as reference set the features of the first 8 decoded (in [0, 1])."""
+    latents = torch.randn(16, 3, 2, 2, generator=torch.Generator().manual_seed(2))
+    return latents, extractor((to_images(latents[:8]) + 1) / 2).double()
+
+
 def test_one_dit_run_scores_every_budget_and_unlabelled_data_gets_no_agreement(
     extractor: FashionMNISTFeatureExtractor,
 ) -> None:
-    latents = torch.randn(16, 3, 2, 2, generator=torch.Generator().manual_seed(2))
-    reference = extractor((to_images(latents[:8]) + 1) / 2).double()
+    latents, reference = _latents_and_reference(extractor)
     unlabelled = torch.full((16,), -1)
 
     run = generate_and_score(
@@ -119,8 +124,7 @@ def test_one_dit_run_scores_every_budget_and_unlabelled_data_gets_no_agreement(
 def test_labelled_data_with_a_classifier_gets_class_agreement(
     extractor: FashionMNISTFeatureExtractor,
 ) -> None:
-    latents = torch.randn(16, 3, 2, 2, generator=torch.Generator().manual_seed(2))
-    reference = extractor((to_images(latents[:8]) + 1) / 2).double()
+    latents, reference = _latents_and_reference(extractor)
 
     run = generate_and_score(
         latents,
