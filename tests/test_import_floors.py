@@ -28,21 +28,19 @@ PACKAGES = ("vtp_lightning", "callbacks")
 
 # The floors, bottom first: (floor, rooms). A room is a module (``vtp_lightning.errors``) or a package
 # with everything below it (``vtp_lightning.models.*``); the most specific room of a module wins.
+FOUNDATION = (
+    "vtp_lightning",
+    "vtp_lightning.errors",
+    "vtp_lightning.distributed",
+    "vtp_lightning.combinations",
+    "vtp_lightning.metric_names",
+    "vtp_lightning.grid_layout",
+    "vtp_lightning.config_files",
+    "vtp_lightning.renamed_options",
+    "vtp_lightning.pixels",
+)
 FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "foundation",
-        (
-            "vtp_lightning",
-            "vtp_lightning.errors",
-            "vtp_lightning.distributed",
-            "vtp_lightning.combinations",
-            "vtp_lightning.metric_names",
-            "vtp_lightning.grid_layout",
-            "vtp_lightning.config_files",
-            "vtp_lightning.renamed_options",
-            "vtp_lightning.pixels",
-        ),
-    ),
+    ("foundation", FOUNDATION),
     ("checkpoint files", ("vtp_lightning.weights.*",)),
     ("models", ("vtp_lightning.models.*",)),
     (
@@ -101,16 +99,10 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
-# Rooms that must not reach Lightning (the maths and the files: usable without a Trainer).
+# Rooms that must not reach Lightning (the maths and the files: usable without a Trainer): the whole
+# foundation and these.
 LIGHTNING_FREE = (
-    "vtp_lightning.errors",
-    "vtp_lightning.distributed",
-    "vtp_lightning.combinations",
-    "vtp_lightning.metric_names",
-    "vtp_lightning.grid_layout",
-    "vtp_lightning.config_files",
-    "vtp_lightning.renamed_options",
-    "vtp_lightning.pixels",
+    *FOUNDATION,
     "vtp_lightning.models.*",
     "vtp_lightning.losses.*",
     "vtp_lightning.metrics.*",
