@@ -86,24 +86,34 @@ def _count_guards(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return guards
 
 
+def _diverging_args(
+    shrunk_cli_args: Callable[..., list[str]], root: Path, lr: float, max_steps: int, **options: Any
+) -> list[str]:
+    """The shrunk ``ae.yaml`` fit at learning rate ``lr`` from the first step (no warm-up)."""
+    options.update({"model.init_args.lr": lr, "model.init_args.warmup_fraction": 0.0})
+    return shrunk_cli_args(EXPERIMENTS / "ae.yaml", root, max_steps=max_steps, **options)
+
+
+def _diverge(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run a fit that diverges: it exits 2 with one error line saying so, having run with exactly one
+    guard (the config lists callbacks.NonFiniteGuard too: the module's replaces it). The error line."""
+    guards = _count_guards(monkeypatch)
+    assert cli_main(args) == 2
+    (error,) = _error_lines(capsys.readouterr().err)
+    assert "training diverged at step" in error
+    assert guards == [1]
+    return error
+
+
 def test_a_diverging_learning_rate_exits_non_zero_and_leaves_only_finite_checkpoints(
     tmp_path: Path,
     shrunk_cli_args: Callable[..., list[str]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    guards = _count_guards(monkeypatch)
-    args = shrunk_cli_args(
-        EXPERIMENTS / "ae.yaml",
-        tmp_path,
-        max_steps=8,
-        checkpoint_every=1,
-        **{"model.init_args.lr": 1e30, "model.init_args.warmup_fraction": 0.0},
-    )
-    assert cli_main(args) == 2
-    (error,) = _error_lines(capsys.readouterr().err)
-    assert "training diverged at step" in error and "lr" in error
-    assert guards == [1]  # the config lists callbacks.NonFiniteGuard too: the module's replaces it
+    args = _diverging_args(shrunk_cli_args, tmp_path, lr=1e30, max_steps=8, checkpoint_every=1)
+    error = _diverge(args, monkeypatch, capsys)
+    assert "lr" in error
     checkpoints = sorted((tmp_path / "checkpoints").glob("*.ckpt"))
     assert checkpoints, "the first steps' checkpoints are kept"
     for path in checkpoints:
@@ -129,18 +139,9 @@ def test_the_guard_stays_on_whatever_callback_list_replaces_the_configs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    guards = _count_guards(monkeypatch)
-    args = shrunk_cli_args(
-        EXPERIMENTS / "ae.yaml",
-        tmp_path,
-        max_steps=6,
-        **{"model.init_args.lr": 1e6, "model.init_args.warmup_fraction": 0.0},
-    )
+    args = _diverging_args(shrunk_cli_args, tmp_path, lr=1e6, max_steps=6)
     args += ["--trainer.callbacks", json.dumps(callbacks)]  # after the config's list: replaces it
-    assert cli_main(args) == 2
-    (error,) = _error_lines(capsys.readouterr().err)
-    assert "training diverged at step" in error
-    assert guards == [1]
+    _diverge(args, monkeypatch, capsys)
     written = list(tmp_path.rglob("*.ckpt"))
     assert written or callbacks is None  # the step before the divergence is kept by ModelCheckpoint
     for path in written:
