@@ -14,7 +14,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from gloo_group import free_port
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,12 +33,6 @@ SAMPLES, STEPS_PER_EPOCH, EPOCHS = 32, 4, 2
 TIMEOUT_S = 240
 
 pytestmark = [pytest.mark.distributed, pytest.mark.integration, pytest.mark.timeout(3 * TIMEOUT_S)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def grey_png(level: int) -> bytes:

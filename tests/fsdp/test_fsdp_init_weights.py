@@ -3,14 +3,12 @@ keeps its slice of the file's full tensors, and gathered back they are the file'
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
+from gloo_group import free_port, gloo_group
 from tiny_sizes import TINY_MODEL
 
 WORLD = 2
@@ -29,10 +27,7 @@ def _worker(rank: int, port: int, source: str, out: str) -> None:
     from vtp_lightning.fsdp import shard_tokenizer
     from vtp_lightning.tokenizer import VTPTokenizer
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
+    with gloo_group(rank, WORLD, port):
         torch.manual_seed(0)  # not the file's seed: the weights must come from the file
         model = VTPTokenizer(**TINY_MODEL)
         shard_tokenizer(model, init_device_mesh("cpu", (WORLD,)))
@@ -44,14 +39,6 @@ def _worker(rank: int, port: int, source: str, out: str) -> None:
         sharded = sum(isinstance(p, DTensor) for p in model.parameters())
         if rank == 0:
             torch.save({"state": state, "sharded": sharded}, out)
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_init_weights_fill_the_shards_of_a_sharded_tokenizer(tmp_path: Path) -> None:
@@ -61,7 +48,7 @@ def test_init_weights_fill_the_shards_of_a_sharded_tokenizer(tmp_path: Path) -> 
     source = VTPTokenizer(**TINY_MODEL).state_dict()
     torch.save({"state_dict": source}, tmp_path / "source.ckpt")
     mp.spawn(
-        _worker, args=(_free_port(), str(tmp_path / "source.ckpt"), str(tmp_path / "out.pt")), nprocs=WORLD
+        _worker, args=(free_port(), str(tmp_path / "source.ckpt"), str(tmp_path / "out.pt")), nprocs=WORLD
     )
     result = torch.load(tmp_path / "out.pt", weights_only=True)
     assert result["sharded"] > 50  # the load really went into DTensor shards

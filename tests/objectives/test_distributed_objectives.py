@@ -15,15 +15,13 @@ averaging over ranks gives ``dL/ds``, the single-process gradient.
 from __future__ import annotations
 
 import math
-import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from gloo_group import free_port, gloo_group
 
 from vtp_lightning.distributed import world_size
 from vtp_lightning.losses import CenteredSoftmax, ClipLoss, SigLipLoss, SinkhornKnopp
@@ -82,10 +80,7 @@ def _targets(logits: torch.Tensor, old_center: torch.Tensor) -> dict[str, torch.
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
+    with gloo_group(rank, WORLD, port):
         data = _inputs()
         rows = slice(rank * LOCAL_BATCH, (rank + 1) * LOCAL_BATCH)
         result: dict[str, object] = {"world_size": world_size()}
@@ -94,21 +89,13 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             result[name] = {"loss": loss, "grads": grads}
         result["targets"] = _targets(data["teacher_logits"][rows], data["old_center"])
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """Run both ranks once and return what each computed."""
     out = tmp_path_factory.mktemp("gloo")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(free_port(), str(out)), nprocs=WORLD, join=True)
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
