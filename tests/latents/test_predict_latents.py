@@ -334,3 +334,24 @@ def test_an_exported_directory_writes_the_latents_of_its_checkpoint(
     for name in [*SHARD_NAMES, "latents_stats.pt"]:
         assert (folder / name).read_bytes() == (encoded / name).read_bytes(), name
     assert json.loads((folder / "encode.json").read_text())["weights_from"] == str(exported)
+
+
+def test_vtp_encode_is_lightning_predict_with_the_writer(encoded: Path, run_args: Any) -> None:
+    from vtp_lightning.latents.encode_command import main as vtp_encode
+
+    args = run_args("vtp_encode")[1:]  # the same run without "predict", the predict config and writer options
+    out = args[args.index("--trainer.callbacks.init_args.output_dir") + 1]
+    for option in (
+        "--config",
+        "--trainer.callbacks.init_args.output_dir",
+        "--trainer.callbacks.init_args.shard_size",
+    ):
+        at = (
+            len(args) - 1 - args[::-1].index(option)
+        )  # the last one: the predict config comes after the ae config
+        del args[at : at + 2]
+    at = args.index("--trainer.callbacks.init_args.dtype")
+    del args[at : at + 2]
+    assert vtp_encode([out, "--shard_size", str(SHARD), *args]) == 0
+    for name in [*SHARD_NAMES, "latents_stats.pt", "encode.json"]:
+        assert (Path(out) / name).read_bytes() == (encoded / name).read_bytes(), name
