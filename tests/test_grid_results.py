@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from script_module import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "grid_results.py"
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("grid_results", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_cell(root: Path, name: str, finished: bool) -> Path:
@@ -36,7 +28,7 @@ def make_cell(root: Path, name: str, finished: bool) -> Path:
 def test_archive_then_restore_brings_back_every_kept_file_of_finished_cells_and_no_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = load_script()
+    script = load_script(SCRIPT)
     runs, archive = tmp_path / "runs", tmp_path / "archive"
     make_cell(runs / "paper", "clip_ae/1x/seed0", finished=True)
     make_cell(runs / "paper", "clip_ae/1x/seed1", finished=False)  # interrupted: not archived
@@ -60,7 +52,7 @@ def test_archive_then_restore_brings_back_every_kept_file_of_finished_cells_and_
 
 
 def test_restore_never_overwrites_a_cell_that_finished_locally(tmp_path: Path) -> None:
-    script = load_script()
+    script = load_script(SCRIPT)
     runs, archive = tmp_path / "runs", tmp_path / "archive"
     make_cell(archive / "paper", "clip_ae/1x/seed0", finished=True)
     local = make_cell(runs / "paper", "clip_ae/1x/seed0", finished=True)
@@ -72,7 +64,7 @@ def test_restore_never_overwrites_a_cell_that_finished_locally(tmp_path: Path) -
 def test_nothing_finished_is_one_error_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = load_script()
+    script = load_script(SCRIPT)
     make_cell(tmp_path / "runs" / "paper", "clip_ae/1x/seed0", finished=False)
     code = script.main(
         ["archive", "paper", "--runs-dir", str(tmp_path / "runs"), "--archive-dir", str(tmp_path / "a")]

@@ -3,7 +3,6 @@ quiet-machine estimate printed before anything trains, and the refusal over budg
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from script_module import load_script
 
 from vtp_lightning import scaling_run
 from vtp_lightning.scaling_cost import evaluation_rounds
@@ -223,11 +223,7 @@ def test_compare_cells_reports_the_largest_relative_difference(tmp_path: Path) -
 
 
 def test_archiving_keeps_the_second_protocol_draws(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "grid_results", Path(__file__).parents[1] / "scripts" / "grid_results.py"
-    )
-    grid_results = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grid_results)
+    grid_results = load_script(Path(__file__).parents[1] / "scripts" / "grid_results.py")
     cell = tmp_path / "runs" / "paper" / "ae" / "16x" / "seed0"
     (cell / "generation").mkdir(parents=True)
     (cell / "DONE").write_text("{}")

@@ -7,7 +7,6 @@ once per module; each test reads what it left behind.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from script_module import load_script
 from two_rank_run import launcher_free_env, run_two_ranks
 
 from callbacks.evaluation import frozen
@@ -28,17 +28,9 @@ TIMEOUT_S = 240
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(TIMEOUT_S + 60)]
 
 
-def load_script() -> ModuleType:
-    """The helper script as a module (by path, whatever pytest put on ``sys.path``)."""
-    spec = importlib.util.spec_from_file_location("ddp_callbacks_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    return load_script()
+    return load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")

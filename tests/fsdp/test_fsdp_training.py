@@ -8,16 +8,15 @@ module; the single-process reference runs here. What each fit records: see that 
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import shutil
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import torch
+from script_module import load_script
 from shell_payload import ShellPayload
 from two_rank_run import launcher_free_env, run_two_ranks
 
@@ -34,13 +33,6 @@ pytestmark = [
     pytest.mark.timeout(TIMEOUT_S + 120),
     pytest.mark.filterwarnings("ignore:perceptual loss off"),
 ]
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fsdp_fit_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +57,7 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("single")
     threads = torch.get_num_threads()
     try:
-        load_script().run_single(out)
+        load_script(SCRIPT).run_single(out)
     finally:
         torch.set_num_threads(threads)
     return torch.load(out / "straight.pt", weights_only=True)
