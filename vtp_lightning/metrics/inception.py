@@ -71,7 +71,7 @@ class _CheckedInceptionV3(FeatureExtractorInceptionV3):
 
 @contextmanager
 def _torch_loads_weights_only() -> Iterator[None]:
-    """Every ``torch.load`` inside reads tensors only, even one that passes ``weights_only=False``
+    """Every ``torch.load`` inside reads tensors only, even one that turns ``weights_only`` off
     (torch-fidelity's weight loading does): torch's own switch, ``TORCH_FORCE_WEIGHTS_ONLY_LOAD``."""
     previous = os.environ.get(_FORCE_WEIGHTS_ONLY)
     os.environ[_FORCE_WEIGHTS_ONLY] = "1"

@@ -3,7 +3,7 @@
 Lightning's FSDP writes a sharded checkpoint as a DCP folder, and torch reads two parts of it with
 code-running unpicklers: the ``.metadata`` file (a plain ``pickle.load``) and every non-tensor item
 of the shard files (optimizer param groups, steps: ``DefaultLoadPlanner.load_bytes`` calls
-``torch.load(..., weights_only=False)``). A hostile folder runs code the moment it is resumed from.
+``torch.load`` with ``weights_only`` off). A hostile folder runs code the moment it is resumed from.
 
 So, before the strategy reads the folder: ``.metadata`` is read with an unpickler that resolves only
 what DCP metadata is made of (its own classes, tensor sizes, dtypes and layouts, paths); then every
