@@ -8,7 +8,6 @@ Expected values are computed here from the checkpoint and the images, not by the
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
+from two_rank_run import launcher_free_env
 
 from vtp_lightning.cli import main
 from vtp_lightning.tokenizer import AETokenizer
@@ -221,11 +221,7 @@ def test_bf16_halves_the_disk_and_stores_the_rounded_latents(encoded: Path, run_
 
 
 def _subprocess_env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    for variable in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT", "MASTER_ADDR"):
-        env.pop(variable, None)
-    return env
+    return launcher_free_env(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
 
 
 @pytest.mark.timeout(400)
